@@ -1,0 +1,248 @@
+"""Typed errors of the provider, and the one function that maps an HTTP answer to them.
+
+::
+
+    HubCommError (AirflowException)
+    ├── HubCommConfigError              connection lacks a field / has a bad value
+    ├── HubCommValidationError          input rows refused before anything was sent
+    ├── HubCommConnectionError          no answer: connect error, timeout, dropped connection
+    ├── HubCommResponseValidationError  an answer that is not the JSON HubSpot promises
+    ├── HubCommThresholdError           a batch run failed more rows than allowed
+    └── HubCommAPIError                 HubSpot answered with an error status
+        ├── HubCommAuthError            401 / 403, and OAuth token-endpoint failures
+        ├── HubCommNotFoundError        404
+        ├── HubCommRequestRejectedError other 4xx (400 VALIDATION_ERROR, 409, 423 …)
+        ├── HubCommRateLimitError       429
+        └── HubCommServerError          5xx
+
+Messages carry the HTTP status, HubSpot's ``category``/``subCategory``, ``message`` and ``correlationId``;
+they never carry a token: request headers and form bodies are not part of any message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "HubCommAPIError",
+    "HubCommAuthError",
+    "HubCommConfigError",
+    "HubCommConnectionError",
+    "HubCommError",
+    "HubCommNotFoundError",
+    "HubCommRateLimitError",
+    "HubCommRequestRejectedError",
+    "HubCommResponseValidationError",
+    "HubCommServerError",
+    "HubCommThresholdError",
+    "HubCommValidationError",
+    "raise_for_response",
+]
+
+_BODY_EXCERPT = 300
+
+
+class HubCommError(AirflowException):
+    """Base class of every error raised by the provider."""
+
+
+class HubCommConfigError(HubCommError):
+    """The connection (or a hook argument) lacks a required field or holds a bad value."""
+
+
+class HubCommValidationError(HubCommError, ValueError):
+    """Input refused before any request was sent; the message names row, field, value and allowed values.
+
+    :param message: the human-readable summary.
+    :param errors: structured row errors (dicts with ``row``, ``field``, ``value``, ``allowed``, ``message``).
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class HubCommConnectionError(HubCommError):
+    """The request got no answer (connect error, timeout, connection dropped) after all retries.
+
+    :param message: what happened.
+    :param method: HTTP method of the request.
+    :param url: URL of the request (no credentials are ever part of it).
+    """
+
+    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class HubCommThresholdError(HubCommError):
+    """A batch run failed more rows than ``max_failed_rows``/``max_failed_ratio`` allow.
+
+    :param message: the reason, followed by the run summary.
+    :param summary: the JSON-able run summary.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class HubCommAPIError(HubCommError):
+    """HubSpot answered with an error status.
+
+    :param status_code: HTTP status.
+    :param body: parsed JSON body (or ``None`` when the body was not JSON).
+    :param method: HTTP method of the request.
+    :param url: URL of the request.
+    :param text: raw body excerpt, used when the body was not JSON.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        body: dict[str, Any] | None,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        text: str | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.body = body or {}
+        self.method = method
+        self.url = url
+        self.category: str | None = self.body.get("category") or self.body.get("errorType")
+        sub = self.body.get("subCategory")
+        self.sub_category: str | None = None if sub is None else str(sub)
+        self.hubspot_message: str | None = self.body.get("message") or self.body.get("error_description")
+        self.correlation_id: str | None = self.body.get("correlationId") or correlation_id
+        self.policy_name: str | None = self.body.get("policyName")
+        self.text = text
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [f"correlationId={self.correlation_id or 'n/a'}", f"HTTP {self.status_code}"]
+        if self.category:
+            parts.append(f"category={self.category}")
+        if self.sub_category:
+            parts.append(f"subCategory={self.sub_category}")
+        if self.policy_name:
+            parts.append(f"policyName={self.policy_name}")
+        if self.method and self.url:
+            parts.append(f"request={self.method} {self.url}")
+        head = " ".join(parts)
+        if self.hubspot_message:
+            return f"{head}: {self.hubspot_message}"
+        if self.text:
+            return f"{head}: non-JSON body: {self.text[:_BODY_EXCERPT]!r}"
+        return head
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, category={self.category!r}, "
+            f"correlation_id={self.correlation_id!r}, message={self.hubspot_message!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_api_error,
+            (type(self), self.status_code, self.body, self.method, self.url, self.text, self.correlation_id),
+        )
+
+
+def _rebuild_api_error(
+    cls: type[HubCommAPIError],
+    status_code: int,
+    body: dict[str, Any] | None,
+    method: str | None,
+    url: str | None,
+    text: str | None,
+    correlation_id: str | None,
+) -> HubCommAPIError:
+    return cls(status_code, body, method=method, url=url, text=text, correlation_id=correlation_id)
+
+
+class HubCommAuthError(HubCommAPIError):
+    """401 or 403: the token is invalid, expired, revoked or lacks scopes (e.g. batch scopes)."""
+
+
+class HubCommNotFoundError(HubCommAPIError):
+    """404: the subscriber, subscription or endpoint does not exist."""
+
+
+class HubCommRequestRejectedError(HubCommAPIError):
+    """Another 4xx: HubSpot refused the request (``VALIDATION_ERROR`` and friends). Not retried."""
+
+
+class HubCommRateLimitError(HubCommAPIError):
+    """429: the rate budget is exhausted (``policyName`` tells which: ``TEN_SECONDLY_ROLLING``, ``DAILY``)."""
+
+
+class HubCommServerError(HubCommAPIError):
+    """5xx: HubSpot failed; retried by the policy before this is raised."""
+
+
+class HubCommResponseValidationError(HubCommAPIError):
+    """A 2xx answer whose body is not the JSON HubSpot documents (not JSON, truncated, wrong shape)."""
+
+
+def _error_class(status_code: int) -> type[HubCommAPIError]:
+    if status_code in (401, 403):
+        return HubCommAuthError
+    if status_code == 404:
+        return HubCommNotFoundError
+    if status_code == 429:
+        return HubCommRateLimitError
+    if status_code >= 500:
+        return HubCommServerError
+    return HubCommRequestRejectedError
+
+
+def parse_error_body(response: httpx.Response) -> tuple[dict[str, Any] | None, str | None]:
+    """Return ``(json_body, None)`` for a JSON object body, else ``(None, text_excerpt)``.
+
+    :param response: a response whose body has been read.
+    """
+    try:
+        body = json.loads(response.content) if response.content else None
+    except ValueError:
+        return None, response.content[:_BODY_EXCERPT].decode("utf-8", errors="replace")
+    if isinstance(body, dict):
+        return body, None
+    return None, None if body is None else json.dumps(body)[:_BODY_EXCERPT]
+
+
+def make_api_error(response: httpx.Response, cls: type[HubCommAPIError] | None = None) -> HubCommAPIError:
+    """Build the typed error for an error response (the body must have been read).
+
+    :param response: the HTTP answer.
+    :param cls: force this class instead of mapping from the status code.
+    """
+    body, text = parse_error_body(response)
+    request = response.request
+    correlation = response.headers.get("x-hubspot-correlation-id") or response.headers.get("x-request-id")
+    return (cls or _error_class(response.status_code))(
+        response.status_code,
+        body,
+        method=request.method,
+        url=str(request.url.copy_with(query=None)),
+        text=text,
+        correlation_id=correlation,
+    )
+
+
+def raise_for_response(response: httpx.Response) -> None:
+    """Raise the typed :class:`HubCommAPIError` subclass for an error answer; return for 2xx.
+
+    :param response: the HTTP answer (its body must have been read).
+    """
+    if response.is_success:
+        return
+    raise make_api_error(response)

@@ -1,0 +1,256 @@
+"""Pydantic v2 models of HubSpot's Communication Preferences API.
+
+Requests we build are strict (``extra="forbid"``, enums, positive int64 ids, e-mail-like subscriber ids);
+responses are tolerant (``extra="allow"``, every field optional, enum-like fields as plain ``str``), because
+HubSpot's own examples break its schema and a new field must never break a run.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from airflow_provider_hubcomm.constants import INT64_MAX
+
+__all__ = [
+    "AccessTokenResponse",
+    "ActionResponse",
+    "BatchReadResponse",
+    "BatchStatus",
+    "BatchWriteResponse",
+    "Channel",
+    "LegalBasis",
+    "PublicStatus",
+    "PublicWideStatus",
+    "StandardError",
+    "StatusState",
+    "StatusUpdate",
+    "StatusWrite",
+    "SubscriberStatuses",
+    "SubscriptionDefinition",
+    "is_valid_email",
+]
+
+
+class Channel(StrEnum):
+    """Communication channel; HubSpot supports only ``EMAIL``."""
+
+    EMAIL = "EMAIL"
+
+
+class StatusState(StrEnum):
+    """Subscription status a write sets."""
+
+    SUBSCRIBED = "SUBSCRIBED"
+    UNSUBSCRIBED = "UNSUBSCRIBED"
+    NOT_SPECIFIED = "NOT_SPECIFIED"
+
+
+class LegalBasis(StrEnum):
+    """The seven legal bases HubSpot accepts for processing (GDPR)."""
+
+    CONSENT_WITH_NOTICE = "CONSENT_WITH_NOTICE"
+    LEGITIMATE_INTEREST_CLIENT = "LEGITIMATE_INTEREST_CLIENT"
+    LEGITIMATE_INTEREST_OTHER = "LEGITIMATE_INTEREST_OTHER"
+    LEGITIMATE_INTEREST_PQL = "LEGITIMATE_INTEREST_PQL"
+    NON_GDPR = "NON_GDPR"
+    PERFORMANCE_OF_CONTRACT = "PERFORMANCE_OF_CONTRACT"
+    PROCESS_AND_STORE = "PROCESS_AND_STORE"
+
+
+class BatchStatus(StrEnum):
+    """Status of a HubSpot batch/action envelope."""
+
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    CANCELED = "CANCELED"
+    COMPLETE = "COMPLETE"
+
+
+#: Deliberately simple: one ``@``, a non-empty local part, a dotted domain, no whitespace or control chars,
+#: at most 254 characters. HubSpot is the authority; this only refuses what can never be an address.
+_EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+$")
+EMAIL_MAX_LEN = 254
+
+
+def is_valid_email(value: str) -> bool:
+    """Return whether ``value`` looks like an e-mail address HubSpot could accept.
+
+    :param value: the candidate subscriber id.
+    """
+    return len(value) <= EMAIL_MAX_LEN and _EMAIL_RE.match(value) is not None
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+SubscriptionId = Annotated[int, Field(gt=0, le=INT64_MAX, strict=False)]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, use_enum_values=False)
+
+
+class StatusUpdate(_Request):
+    """Body of the single-status write (``PartialPublicStatusRequest``).
+
+    ``statusState``, ``channel`` and ``legalBasis`` are accepted case-insensitively. ``legalBasis`` and
+    ``legalBasisExplanation`` go together: HubSpot needs both when the account's GDPR settings are on.
+    """
+
+    channel: Channel = Channel.EMAIL
+    status_state: StatusState = Field(alias="statusState")
+    subscription_id: SubscriptionId = Field(alias="subscriptionId")
+    legal_basis: LegalBasis | None = Field(default=None, alias="legalBasis")
+    legal_basis_explanation: str | None = Field(default=None, alias="legalBasisExplanation", min_length=1)
+
+    @field_validator("channel", "status_state", "legal_basis", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: Any) -> Any:
+        return _upper(value)
+
+    @field_validator("subscription_id", mode="before")
+    @classmethod
+    def _no_bool_or_float(cls, value: Any) -> Any:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError("must be a whole number")
+        return value
+
+    @model_validator(mode="after")
+    def _basis_pair(self) -> StatusUpdate:
+        if (self.legal_basis is None) != (self.legal_basis_explanation is None):
+            raise ValueError("legalBasis and legalBasisExplanation must be given together")
+        return self
+
+    def to_api(self) -> dict[str, Any]:
+        """Return the JSON body with HubSpot's field names, omitting unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class StatusWrite(StatusUpdate):
+    """One input of the batch write (``PublicStatusRequest``): a status update plus the subscriber."""
+
+    subscriber_id_string: str = Field(alias="subscriberIdString", max_length=EMAIL_MAX_LEN)
+
+    @field_validator("subscriber_id_string", mode="before")
+    @classmethod
+    def _email(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip()
+            if not is_valid_email(value):
+                raise ValueError("must be an e-mail address (HubSpot's subscriberIdString)")
+        return value
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class PublicStatus(_Response):
+    """One subscription status as HubSpot reports it."""
+
+    channel: str | None = None
+    source: str | None = None
+    status: str | None = None
+    subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
+    subscription_id: int | None = Field(default=None, alias="subscriptionId")
+    timestamp: str | None = None
+    business_unit_id: int | None = Field(default=None, alias="businessUnitId")
+    legal_basis: str | None = Field(default=None, alias="legalBasis")
+    legal_basis_explanation: str | None = Field(default=None, alias="legalBasisExplanation")
+    subscription_name: str | None = Field(default=None, alias="subscriptionName")
+    set_status_success_reason: str | None = Field(default=None, alias="setStatusSuccessReason")
+
+
+class PublicWideStatus(_Response):
+    """Whether a subscriber opted out of all email (portal- or brand-wide)."""
+
+    channel: str | None = None
+    status: str | None = None
+    subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
+    timestamp: str | None = None
+    wide_status_type: str | None = Field(default=None, alias="wideStatusType")
+    business_unit_id: int | None = Field(default=None, alias="businessUnitId")
+
+
+class StandardError(_Response):
+    """One per-input error inside a batch answer."""
+
+    status: str | None = None
+    category: str | None = None
+    message: str | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    errors: list[Any] = Field(default_factory=list)
+    links: dict[str, Any] | None = None
+    id: str | None = None
+    sub_category: Any = Field(default=None, alias="subCategory")
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _context_dict(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else {}
+
+
+T = TypeVar("T")
+
+
+class ActionResponse(_Response, Generic[T]):
+    """HubSpot's action/batch envelope: ``status``, ``results``, errors and timestamps."""
+
+    status: str | None = None
+    results: list[T] = Field(default_factory=list)
+    requested_at: str | None = Field(default=None, alias="requestedAt")
+    started_at: str | None = Field(default=None, alias="startedAt")
+    completed_at: str | None = Field(default=None, alias="completedAt")
+    links: dict[str, Any] | None = None
+    errors: list[StandardError] = Field(default_factory=list)
+    num_errors: int | None = Field(default=None, alias="numErrors")
+
+    @field_validator("results", "errors", mode="before")
+    @classmethod
+    def _null_list(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class SubscriberStatuses(_Response):
+    """One subscriber's statuses in a batch read answer."""
+
+    subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
+    statuses: list[PublicStatus] = Field(default_factory=list)
+
+
+class SubscriptionDefinition(_Response):
+    """A subscription type defined in the account (``id`` is a string in HubSpot's schema)."""
+
+    id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    is_active: bool | None = Field(default=None, alias="isActive")
+    is_default: bool | None = Field(default=None, alias="isDefault")
+    is_internal: bool | None = Field(default=None, alias="isInternal")
+    business_unit_id: int | None = Field(default=None, alias="businessUnitId")
+    communication_method: str | None = Field(default=None, alias="communicationMethod")
+    purpose: str | None = None
+    created_at: str | None = Field(default=None, alias="createdAt")
+    updated_at: str | None = Field(default=None, alias="updatedAt")
+
+
+class AccessTokenResponse(_Response):
+    """Answer of the OAuth token endpoint. Its ``repr`` hides the tokens."""
+
+    access_token: str = Field(repr=False)
+    refresh_token: str | None = Field(default=None, repr=False)
+    expires_in: float = 1800.0
+    token_type: str | None = None
+
+
+#: Concrete envelopes.
+StatusResponse = ActionResponse[PublicStatus]
+BatchWriteResponse = ActionResponse[PublicStatus]
+BatchReadResponse = ActionResponse[SubscriberStatuses]
+WideStatusResponse = ActionResponse[PublicWideStatus]
+DefinitionsResponse = ActionResponse[SubscriptionDefinition]
