@@ -64,7 +64,11 @@ def get_provider_info() -> dict[str, Any]:
                     "auth_type": {
                         "label": "Auth type",
                         "description": "private_app: the access token above. oauth: client id/secret + refresh token.",
-                        "schema": {"type": "string", "enum": ["private_app", "oauth"], "default": "private_app"},
+                        "schema": {
+                            "type": "string",
+                            "enum": ["private_app", "oauth"],
+                            "default": "private_app",
+                        },
                     },
                     "client_id": {
                         "label": "OAuth client ID",

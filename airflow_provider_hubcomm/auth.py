@@ -1,0 +1,161 @@
+"""HubSpot authentication as :class:`httpx.Auth` flows: private-app tokens and OAuth 2.0 refresh.
+
+The OAuth flow caches the access token with its expiry, refreshes it *before* it expires (HubSpot says a
+401 is not a reliable signal, so the TTL is the primary trigger) and once more on a 401. Concurrent requests
+share one refresh: a generation counter tells a waiting request that somebody else already refreshed, so
+there is no thundering herd and no refresh loop (each request refreshes at most once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING
+
+import httpx
+
+from airflow_provider_hubcomm.constants import TOKEN_REFRESH_FRACTION, TOKEN_REFRESH_MIN_MARGIN
+
+if TYPE_CHECKING:
+    from airflow_provider_hubcomm.models import AccessTokenResponse
+
+__all__ = ["OAuthRefreshAuth", "PrivateAppAuth"]
+
+log = logging.getLogger(__name__)
+
+TokenFetcher = Callable[[str], "AccessTokenResponse"]
+AsyncTokenFetcher = Callable[[str], Awaitable["AccessTokenResponse"]]
+
+
+def _bearer(request: httpx.Request, token: str) -> None:
+    request.headers["Authorization"] = f"Bearer {token}"
+
+
+class PrivateAppAuth(httpx.Auth):
+    """Static Bearer token of a HubSpot private app.
+
+    :param token: the private-app access token.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "PrivateAppAuth(token=***)"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Add the Bearer header.
+
+        :param request: the outgoing request.
+        """
+        _bearer(request, self._token)
+        yield request
+
+
+class OAuthRefreshAuth(httpx.Auth):
+    """OAuth 2.0 refresh-token flow with a shared, expiry-aware token cache.
+
+    :param refresh_token: the app's refresh token.
+    :param fetch: sync function ``refresh_token -> AccessTokenResponse`` (POSTs the form to the token URL).
+    :param afetch: async twin of ``fetch``.
+    :param on_token: called with every new secret (access token, rotated refresh token) so it can be masked.
+    :param clock: monotonic clock, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        refresh_token: str,
+        *,
+        fetch: TokenFetcher,
+        afetch: AsyncTokenFetcher,
+        on_token: Callable[[str], None] = lambda _secret: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._refresh_token = refresh_token
+        self._fetch = fetch
+        self._afetch = afetch
+        self._on_token = on_token
+        self._clock = clock
+        self._access_token: str | None = None
+        self._refresh_at = 0.0
+        self.generation = 0
+        self._lock = threading.Lock()
+        self._alock: asyncio.Lock | None = None
+        self.refresh_count = 0
+
+    def __repr__(self) -> str:
+        return f"OAuthRefreshAuth(generation={self.generation}, refresh_token=***, access_token=***)"
+
+    def _fresh(self) -> bool:
+        return self._access_token is not None and self._clock() < self._refresh_at
+
+    def _store(self, answer: AccessTokenResponse) -> None:
+        self._on_token(answer.access_token)
+        ttl = max(float(answer.expires_in), 1.0)
+        margin = max(ttl * TOKEN_REFRESH_FRACTION, min(TOKEN_REFRESH_MIN_MARGIN, ttl / 2))
+        self._access_token = answer.access_token
+        self._refresh_at = self._clock() + ttl - margin
+        if answer.refresh_token and answer.refresh_token != self._refresh_token:
+            self._on_token(answer.refresh_token)
+            self._refresh_token = answer.refresh_token
+            log.info("HubSpot rotated the OAuth refresh token; the new one is kept in memory for this run.")
+        self.generation += 1
+        self.refresh_count += 1
+
+    def _needs_refresh(self, seen_generation: int | None) -> bool:
+        if seen_generation is None:
+            return not self._fresh()
+        return self.generation == seen_generation
+
+    def sync_token(self, seen_generation: int | None = None) -> tuple[str, int]:
+        """Return a valid access token and its generation, refreshing if needed.
+
+        :param seen_generation: when set, refresh only if nobody refreshed since that generation (401 path).
+        """
+        with self._lock:
+            if self._needs_refresh(seen_generation):
+                self._store(self._fetch(self._refresh_token))
+            assert self._access_token is not None
+            return self._access_token, self.generation
+
+    async def async_token(self, seen_generation: int | None = None) -> tuple[str, int]:
+        """Async twin of :meth:`sync_token`.
+
+        :param seen_generation: when set, refresh only if nobody refreshed since that generation.
+        """
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        async with self._alock:
+            if self._needs_refresh(seen_generation):
+                self._store(await self._afetch(self._refresh_token))
+            assert self._access_token is not None
+            return self._access_token, self.generation
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Send with a fresh token; on 401 refresh once (shared) and resend once.
+
+        :param request: the outgoing request.
+        """
+        token, generation = self.sync_token()
+        _bearer(request, token)
+        response = yield request
+        if response.status_code == 401:
+            token, _ = self.sync_token(seen_generation=generation)
+            _bearer(request, token)
+            yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Async twin of :meth:`sync_auth_flow`.
+
+        :param request: the outgoing request.
+        """
+        token, generation = await self.async_token()
+        _bearer(request, token)
+        response = yield request
+        if response.status_code == 401:
+            token, _ = await self.async_token(seen_generation=generation)
+            _bearer(request, token)
+            yield request

@@ -1,0 +1,289 @@
+"""HubSpot API calls of :class:`~airflow_provider_hubcomm.hooks.hubcomm.HubCommHook`, sync and async.
+
+Each call is described once as a :class:`_Call` (method, path, query, body, response model); the hook's
+``_execute``/``_aexecute`` run it through the one HTTP policy (rate limiter, retries, error mapping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_provider_hubcomm.constants import (
+    BATCH_WRITE_VERSION,
+    PATH_PREFIX,
+    READ_VERSION,
+    SET_STATUS_VERSION,
+    UNSUBSCRIBE_ALL_VERSION,
+)
+from airflow_provider_hubcomm.exceptions import HubCommError
+from airflow_provider_hubcomm.models import (
+    BatchReadResponse,
+    BatchWriteResponse,
+    Channel,
+    DefinitionsResponse,
+    StatusResponse,
+    StatusUpdate,
+    StatusWrite,
+    WideStatusResponse,
+)
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+__all__ = ["HubCommAPIMixin", "subscriber_segment"]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One API call, described once and executed by the sync or the async path."""
+
+    method: str
+    path: str
+    model: type[BaseModel]
+    params: Mapping[str, Any] | None = None
+    json: Any = None
+
+
+def subscriber_segment(subscriber_id: str) -> str:
+    """Percent-encode a subscriber id as exactly one path segment (``/``, ``?``, ``#``, ``%`` included).
+
+    :param subscriber_id: HubSpot's ``subscriberIdString`` (an e-mail address).
+    """
+    if not isinstance(subscriber_id, str) or not subscriber_id.strip():
+        raise HubCommError(f"subscriber id must be a non-empty string, got {subscriber_id!r}")
+    return quote(subscriber_id.strip(), safe="")
+
+
+def _params(channel: Channel | str, business_unit_id: int | None, **more: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"channel": Channel(str(channel).upper()).value}
+    if business_unit_id is not None:
+        params["businessUnitId"] = int(business_unit_id)
+    params.update({k: v for k, v in more.items() if v is not None})
+    return params
+
+
+class HubCommAPIMixin:
+    """The Communication Preferences calls; the hook supplies ``_execute``, ``_aexecute`` and ``config``."""
+
+    def _execute(self, call: _Call) -> Any:
+        raise NotImplementedError
+
+    async def _aexecute(self, call: _Call) -> Any:
+        raise NotImplementedError
+
+    def _default_business_unit(self) -> int | None:
+        return None
+
+    def _bu(self, business_unit_id: int | None) -> int | None:
+        return business_unit_id if business_unit_id is not None else self._default_business_unit()
+
+    @staticmethod
+    def _set_status_call(subscriber_id: str, update: StatusUpdate) -> _Call:
+        path = f"{PATH_PREFIX}/{SET_STATUS_VERSION}/statuses/{subscriber_segment(subscriber_id)}"
+        return _Call("POST", path, StatusResponse, json=update.to_api())
+
+    @staticmethod
+    def _batch_write_call(inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> _Call:
+        body = [i.to_api() if isinstance(i, StatusWrite) else i for i in inputs]
+        path = f"{PATH_PREFIX}/{BATCH_WRITE_VERSION}/statuses/batch/write"
+        return _Call("POST", path, BatchWriteResponse, json={"inputs": body})
+
+    def _unsubscribe_all_call(
+        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None, verbose: bool
+    ) -> _Call:
+        path = f"{PATH_PREFIX}/{UNSUBSCRIBE_ALL_VERSION}/statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all"
+        params = _params(channel, self._bu(business_unit_id), verbose="true" if verbose else None)
+        return _Call("POST", path, StatusResponse, params=params)
+
+    def _statuses_call(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None) -> _Call:
+        path = f"{PATH_PREFIX}/{READ_VERSION}/statuses/{subscriber_segment(subscriber_id)}"
+        return _Call("GET", path, StatusResponse, params=_params(channel, self._bu(business_unit_id)))
+
+    def _wide_status_call(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None) -> _Call:
+        path = f"{PATH_PREFIX}/{READ_VERSION}/statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all"
+        return _Call("GET", path, WideStatusResponse, params=_params(channel, self._bu(business_unit_id)))
+
+    def _batch_read_call(
+        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
+    ) -> _Call:
+        path = f"{PATH_PREFIX}/{READ_VERSION}/statuses/batch/read"
+        return _Call(
+            "POST",
+            path,
+            BatchReadResponse,
+            params=_params(channel, self._bu(business_unit_id)),
+            json={"inputs": list(subscriber_ids)},
+        )
+
+    def _definitions_call(self, business_unit_id: int | None, include_translations: bool) -> _Call:
+        params: dict[str, Any] = {}
+        if (bu := self._bu(business_unit_id)) is not None:
+            params["businessUnitId"] = bu
+        if include_translations:
+            params["includeTranslations"] = "true"
+        path = f"{PATH_PREFIX}/{READ_VERSION}/definitions"
+        return _Call("GET", path, DefinitionsResponse, params=params or None)
+
+    def set_status(self, subscriber_id: str, update: StatusUpdate) -> StatusResponse:
+        """Set one subscription status of one subscriber (``POST …/2026-03/statuses/{id}``).
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param update: the status to set.
+        """
+        return self._execute(self._set_status_call(subscriber_id, update))
+
+    async def aset_status(self, subscriber_id: str, update: StatusUpdate) -> StatusResponse:
+        """Async twin of :meth:`set_status`.
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param update: the status to set.
+        """
+        return await self._aexecute(self._set_status_call(subscriber_id, update))
+
+    def batch_write(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> BatchWriteResponse:
+        """Write one batch of statuses in one request (``POST …/v4/statuses/batch/write``).
+
+        200 and 207 answers are both returned: per-input failures are in ``errors``/``numErrors``.
+
+        :param inputs: validated writes, as models or as API-shaped dicts.
+        """
+        return self._execute(self._batch_write_call(inputs))
+
+    async def abatch_write(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> BatchWriteResponse:
+        """Async twin of :meth:`batch_write`.
+
+        :param inputs: validated writes, as models or as API-shaped dicts.
+        """
+        return await self._aexecute(self._batch_write_call(inputs))
+
+    def unsubscribe_all(
+        self,
+        subscriber_id: str,
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+        verbose: bool = False,
+    ) -> StatusResponse:
+        """Unsubscribe a subscriber from all email (``POST …/v4/statuses/{id}/unsubscribe-all``).
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param channel: the channel (only ``EMAIL`` exists).
+        :param business_unit_id: brand to opt out of (defaults to the connection's ``business_unit_id``).
+        :param verbose: ask HubSpot to list every status that changed.
+        """
+        return self._execute(self._unsubscribe_all_call(subscriber_id, channel, business_unit_id, verbose))
+
+    async def aunsubscribe_all(
+        self,
+        subscriber_id: str,
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+        verbose: bool = False,
+    ) -> StatusResponse:
+        """Async twin of :meth:`unsubscribe_all`.
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param channel: the channel.
+        :param business_unit_id: brand to opt out of.
+        :param verbose: ask HubSpot to list every status that changed.
+        """
+        return await self._aexecute(self._unsubscribe_all_call(subscriber_id, channel, business_unit_id, verbose))
+
+    def get_statuses(
+        self,
+        subscriber_id: str,
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> StatusResponse:
+        """Read a subscriber's current statuses.
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param channel: the channel.
+        :param business_unit_id: brand (defaults to the connection's).
+        """
+        return self._execute(self._statuses_call(subscriber_id, channel, business_unit_id))
+
+    async def aget_statuses(
+        self,
+        subscriber_id: str,
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> StatusResponse:
+        """Async twin of :meth:`get_statuses`.
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param channel: the channel.
+        :param business_unit_id: brand.
+        """
+        return await self._aexecute(self._statuses_call(subscriber_id, channel, business_unit_id))
+
+    def get_unsubscribe_all_status(
+        self,
+        subscriber_id: str,
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> WideStatusResponse:
+        """Read whether a subscriber opted out of all email (empty ``results`` means not opted out).
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param channel: the channel.
+        :param business_unit_id: brand.
+        """
+        return self._execute(self._wide_status_call(subscriber_id, channel, business_unit_id))
+
+    def batch_read(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> BatchReadResponse:
+        """Read many subscribers' statuses in one request (200, or 207 with per-input errors).
+
+        :param subscriber_ids: e-mail addresses.
+        :param channel: the channel.
+        :param business_unit_id: brand.
+        """
+        return self._execute(self._batch_read_call(subscriber_ids, channel, business_unit_id))
+
+    async def abatch_read(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> BatchReadResponse:
+        """Async twin of :meth:`batch_read`.
+
+        :param subscriber_ids: e-mail addresses.
+        :param channel: the channel.
+        :param business_unit_id: brand.
+        """
+        return await self._aexecute(self._batch_read_call(subscriber_ids, channel, business_unit_id))
+
+    def get_definitions(
+        self, *, business_unit_id: int | None = None, include_translations: bool = False
+    ) -> DefinitionsResponse:
+        """List the account's subscription definitions.
+
+        :param business_unit_id: brand.
+        :param include_translations: include translated names.
+        """
+        return self._execute(self._definitions_call(business_unit_id, include_translations))
+
+    async def aget_definitions(
+        self, *, business_unit_id: int | None = None, include_translations: bool = False
+    ) -> DefinitionsResponse:
+        """Async twin of :meth:`get_definitions`.
+
+        :param business_unit_id: brand.
+        :param include_translations: include translated names.
+        """
+        return await self._aexecute(self._definitions_call(business_unit_id, include_translations))

@@ -1,0 +1,341 @@
+"""Hook for HubSpot's Communication Preferences API."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_hubcomm import __version__
+from airflow_provider_hubcomm.auth import OAuthRefreshAuth, PrivateAppAuth
+from airflow_provider_hubcomm.constants import (
+    CONN_TYPE,
+    DEFAULT_CONN_ID,
+    DEFAULT_CONNECT_TIMEOUT,
+)
+from airflow_provider_hubcomm.exceptions import (
+    HubCommAuthError,
+    HubCommConnectionError,
+    HubCommError,
+    HubCommResponseValidationError,
+    make_api_error,
+)
+from airflow_provider_hubcomm.hooks._api import HubCommAPIMixin, _Call
+from airflow_provider_hubcomm.hooks._connection import ConnectionConfig, config_from_connection
+from airflow_provider_hubcomm.models import (
+    AccessTokenResponse,
+)
+from airflow_provider_hubcomm.ratelimit import RateLimiter
+from airflow_provider_hubcomm.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+__all__ = ["HubCommHook"]
+
+M = TypeVar("M", bound=BaseModel)
+USER_AGENT = f"airflow-provider-hubcomm/{__version__}"
+
+
+class HubCommHook(HubCommAPIMixin, BaseHook):
+    """Talk to HubSpot's Communication Preferences API with one pooled, rate-limited, retrying client.
+
+    .. seealso:: ``docs/connections.md`` for the connection fields.
+
+    :param hubcomm_conn_id: the ``hubcomm`` connection to use.
+    :param transport: an ``httpx`` transport for the sync client (tests inject ``httpx.MockTransport``).
+    :param async_transport: an ``httpx`` async transport for the async client.
+    :param connection: an already-loaded connection (triggers load it asynchronously).
+    :param timeout: overrides the connection's ``timeout`` extra (seconds).
+    :param max_retries: overrides the connection's ``max_retries`` extra.
+    :param requests_per_10s: overrides the connection's ``requests_per_10s`` extra (the account's budget).
+    :param retry_sleep: sync sleep used between retries (tests pass a no-op).
+    :param retry_asleep: async sleep used between retries.
+    """
+
+    conn_name_attr = "hubcomm_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "HubSpot Communication Preferences"
+
+    def __init__(
+        self,
+        hubcomm_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        connection: Connection | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        requests_per_10s: int | None = None,
+        retry_sleep: Callable[[float], None] | None = None,
+        retry_asleep: Callable[[float], Awaitable[None]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hubcomm_conn_id = hubcomm_conn_id
+        self._transport = transport
+        self._async_transport = async_transport
+        self._connection = connection
+        self._overrides = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "requests_per_10s": requests_per_10s,
+        }
+        self._retry_sleep = retry_sleep
+        self._retry_asleep = retry_asleep
+        self._stats_lock = threading.Lock()
+        self.stats: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(hubcomm_conn_id={self.hubcomm_conn_id!r})"
+
+    # -- configuration ---------------------------------------------------------------------------------
+
+    def _load_config(self, conn: Connection) -> ConnectionConfig:
+        config = config_from_connection(conn)
+        for secret in config.secrets:
+            mask_secret(secret)
+        overrides: dict[str, Any] = {k: v for k, v in self._overrides.items() if v is not None}
+        return dataclasses.replace(config, **overrides) if overrides else config
+
+    @cached_property
+    def config(self) -> ConnectionConfig:
+        """The validated connection config (loaded once)."""
+        return self._load_config(self._connection or self.get_connection(self.hubcomm_conn_id))
+
+    async def _aensure_config(self) -> None:
+        if "config" not in self.__dict__:
+            conn = self._connection
+            if conn is None:
+                from airflow.providers.common.compat.connection import get_async_connection
+
+                conn = await get_async_connection(self.hubcomm_conn_id)
+            self.__dict__["config"] = self._load_config(conn)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        """The limiter shared by every request of this hook (sync and async)."""
+        return RateLimiter(self.config.requests_per_10s)
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        """The one retry policy of this hook."""
+        policy = RetryPolicy(max_retries=self.config.max_retries, on_throttle=self.rate_limiter.observe_throttled)
+        if self._retry_sleep is not None:
+            policy.sleep = self._retry_sleep
+        if self._retry_asleep is not None:
+            policy.asleep = self._retry_asleep
+        return policy
+
+    @cached_property
+    def auth(self) -> httpx.Auth:
+        """The ``httpx.Auth`` flow for the connection's auth type."""
+        config = self.config
+        if config.auth_type == "private_app":
+            assert config.access_token is not None
+            return PrivateAppAuth(config.access_token)
+        assert config.refresh_token is not None
+        return OAuthRefreshAuth(
+            config.refresh_token, fetch=self._fetch_token, afetch=self._afetch_token, on_token=mask_secret
+        )
+
+    def _client_kwargs(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "base_url": config.base_url,
+            "timeout": httpx.Timeout(config.timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, config.timeout)),
+            "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
+            "auth": self.auth,
+            "limits": httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            "follow_redirects": False,
+        }
+
+    @cached_property
+    def client(self) -> httpx.Client:
+        """The pooled sync client (keep-alive, explicit timeouts, base URL, User-Agent)."""
+        return httpx.Client(transport=self._transport, **self._client_kwargs())
+
+    @cached_property
+    def async_client(self) -> httpx.AsyncClient:
+        """The pooled async client, twin of :attr:`client`."""
+        return httpx.AsyncClient(transport=self._async_transport, **self._client_kwargs())
+
+    def _default_business_unit(self) -> int | None:
+        return self.config.business_unit_id
+
+    def get_conn(self) -> httpx.Client:
+        """Return the sync ``httpx.Client``."""
+        return self.client
+
+    def close(self) -> None:
+        """Close the sync client if it was built."""
+        if "client" in self.__dict__:
+            self.__dict__.pop("client").close()
+
+    async def aclose(self) -> None:
+        """Close the async client if it was built."""
+        if "async_client" in self.__dict__:
+            await self.__dict__.pop("async_client").aclose()
+
+    # -- one exchange, sync and async --------------------------------------------------------------------
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self.stats[key] += n
+
+    def _observe(self, response: httpx.Response) -> httpx.Response:
+        self._count("requests")
+        self._count(f"http_{response.status_code}")
+        self.rate_limiter.observe(response.headers)
+        return response
+
+    def _finish(self, call: _Call, response: httpx.Response) -> Any:
+        if not response.is_success:
+            raise make_api_error(response)
+        try:
+            return call.model.model_validate_json(response.content)
+        except ValidationError as err:
+            raise make_api_error(response, HubCommResponseValidationError) from err
+
+    def _no_answer(self, call: _Call, err: Exception) -> HubCommConnectionError:
+        self._count("no_answer")
+        url = f"{self.config.base_url}{call.path}"
+        return HubCommConnectionError(
+            f"HubSpot {call.method} {url} got no answer after {self.retry_policy.max_retries} retries: "
+            f"{type(err).__name__}: {err}",
+            method=call.method,
+            url=url,
+        )
+
+    def _execute(self, call: _Call) -> Any:
+        def attempt() -> httpx.Response:
+            self.rate_limiter.acquire(self.retry_policy.sleep)
+            return self._observe(self.client.request(call.method, call.path, params=call.params, json=call.json))
+
+        try:
+            response = self.retry_policy.call(attempt)
+        except httpx.TransportError as err:
+            raise self._no_answer(call, err) from err
+        return self._finish(call, response)
+
+    async def _aexecute(self, call: _Call) -> Any:
+        await self._aensure_config()
+
+        async def attempt() -> httpx.Response:
+            await self.rate_limiter.aacquire()
+            response = await self.async_client.request(call.method, call.path, params=call.params, json=call.json)
+            return self._observe(response)
+
+        try:
+            response = await self.retry_policy.acall(attempt)
+        except httpx.TransportError as err:
+            raise self._no_answer(call, err) from err
+        return self._finish(call, response)
+
+    # -- OAuth token endpoint ------------------------------------------------------------------------------
+
+    def _token_form(self, refresh_token: str) -> dict[str, str]:
+        config = self.config
+        assert config.client_id is not None
+        assert config.client_secret is not None
+        return {
+            "grant_type": "refresh_token",
+            "client_id": config.client_id,
+            "client_secret": config.client_secret,
+            "refresh_token": refresh_token,
+        }
+
+    def _token_answer(self, response: httpx.Response) -> AccessTokenResponse:
+        self._count("token_requests")
+        if not response.is_success:
+            err = make_api_error(response, HubCommAuthError)
+            raise HubCommAuthError(
+                err.status_code,
+                {
+                    **err.body,
+                    "message": f"OAuth refresh for connection {self.hubcomm_conn_id!r} failed: {err}",
+                },
+                method="POST",
+                url=self.config.token_url,
+            )
+        try:
+            return AccessTokenResponse.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise make_api_error(response, HubCommResponseValidationError) from exc
+
+    def _fetch_token(self, refresh_token: str) -> AccessTokenResponse:
+        form = self._token_form(refresh_token)
+        try:
+            response = self.retry_policy.call(
+                lambda: self.client.post(self.config.token_url, data=form, auth=None)  # type: ignore[arg-type]
+            )
+        except httpx.TransportError as err:
+            raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
+        return self._token_answer(response)
+
+    async def _afetch_token(self, refresh_token: str) -> AccessTokenResponse:
+        form = self._token_form(refresh_token)
+
+        async def attempt() -> httpx.Response:
+            return await self.async_client.post(self.config.token_url, data=form, auth=None)  # type: ignore[arg-type]
+
+        try:
+            response = await self.retry_policy.acall(attempt)
+        except httpx.TransportError as err:
+            raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
+        return self._token_answer(response)
+
+    # -- Airflow integration -----------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap authenticated call (list definitions) and report HubSpot's answer."""
+        try:
+            answer = self.get_definitions()
+        except HubCommError as err:
+            return False, str(err)
+        except Exception as err:
+            return False, f"{type(err).__name__}: {err}"
+        finally:
+            self.close()
+        return (
+            True,
+            f"Connected to HubSpot at {self.config.base_url}: {len(answer.results)} subscription types.",
+        )
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Form behaviour for Airflow < 3.2 (newer versions read ``conn-fields`` from provider info)."""
+        from airflow_provider_hubcomm.get_provider_info import get_provider_info
+
+        behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
+        return {
+            "hidden_fields": behaviour["hidden-fields"],
+            "relabeling": behaviour["relabeling"],
+            "placeholders": behaviour["placeholders"],
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra form fields for Airflow < 3.2 (needs Flask-AppBuilder's widgets, absent in newer Airflow)."""
+        try:
+            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+            from wtforms import PasswordField, StringField
+        except ImportError:
+            return {}
+        from airflow_provider_hubcomm.get_provider_info import get_provider_info
+
+        fields = get_provider_info()["connection-types"][0]["conn-fields"]
+        widgets: dict[str, Any] = {}
+        for name, spec in fields.items():
+            secret = spec["schema"].get("format") == "password"
+            kind, widget = (PasswordField, BS3PasswordFieldWidget) if secret else (StringField, BS3TextFieldWidget)
+            widgets[name] = kind(spec["label"], widget=widget(), description=spec.get("description"))
+        return widgets

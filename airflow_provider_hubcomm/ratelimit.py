@@ -1,0 +1,142 @@
+"""Client-side rate limiter shared by every request of a hook, sync and async.
+
+HubSpot enforces a rolling window (100 or 190 requests per 10 s for private apps). The limiter keeps the
+start times of the last ``limit`` requests and lets a new one start only when the oldest of them is more
+than one window (plus a small safety margin) old. Slots are *reserved* under a lock and waited for outside
+it, so threads and coroutines share one budget without holding the lock while sleeping.
+
+It adapts to HubSpot's ``X-HubSpot-RateLimit-*`` headers: without a configured budget it starts at a safe
+default and adopts the server's ``Max``/``Interval``; when the server reports less ``Remaining`` than the
+limiter believes (another client shares the budget) it books the difference; after a 429 every caller waits
+until the server's ``Retry-After`` has passed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from airflow_provider_hubcomm.constants import (
+    DEFAULT_REQUESTS_PER_10S,
+    RATE_LIMIT_SAFETY,
+    RATE_LIMIT_WINDOW,
+)
+
+__all__ = ["RateLimiter"]
+
+H_MAX = "x-hubspot-ratelimit-max"
+H_REMAINING = "x-hubspot-ratelimit-remaining"
+H_INTERVAL = "x-hubspot-ratelimit-interval-milliseconds"
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+class RateLimiter:
+    """Sliding-window limiter with reservations.
+
+    :param requests_per_window: the account's budget; ``None`` learns it from response headers, starting at
+        a budget safely under HubSpot's smallest tier.
+    :param window: window length in seconds.
+    :param safety: seconds added to every window so client/server timing jitter never tips a request into a
+        full server window.
+    :param clock: monotonic clock (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        requests_per_window: int | None = None,
+        *,
+        window: float = RATE_LIMIT_WINDOW,
+        safety: float = RATE_LIMIT_SAFETY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if requests_per_window is not None and requests_per_window < 1:
+            raise ValueError("requests_per_window must be at least 1")
+        self.configured = requests_per_window
+        self.limit = requests_per_window or DEFAULT_REQUESTS_PER_10S
+        self.window = window
+        self.safety = safety
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._slots: deque[float] = deque(maxlen=self.limit)
+        self._not_before = 0.0
+        self.waited_seconds = 0.0
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(limit={self.limit}, window={self.window}, configured={self.configured})"
+
+    def reserve(self) -> float:
+        """Book the next start slot and return how many seconds the caller must wait for it."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._not_before)
+            if len(self._slots) >= self.limit:
+                start = max(start, self._slots[0] + self.window + self.safety)
+            self._slots.append(start)
+            delay = start - now
+            self.waited_seconds += delay
+            return delay
+
+    def acquire(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Block until this caller may send a request.
+
+        :param sleep: the sleep function (injectable for tests).
+        """
+        delay = self.reserve()
+        if delay > 0:
+            sleep(delay)
+
+    async def aacquire(self) -> None:
+        """Wait (without blocking the event loop) until this caller may send a request."""
+        delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _resize(self, limit: int) -> None:
+        if limit != self.limit:
+            self.limit = limit
+            self._slots = deque(self._slots, maxlen=limit)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Adapt to HubSpot's rate-limit headers of one response (all of them optional).
+
+        :param headers: the response headers (case-insensitive mapping).
+        """
+        server_max = _int_header(headers, H_MAX)
+        interval = _int_header(headers, H_INTERVAL)
+        remaining = _int_header(headers, H_REMAINING)
+        if server_max is None or server_max < 1:
+            return
+        with self._lock:
+            if interval and interval > 0 and self.configured is None:
+                self.window = interval / 1000.0
+            wanted = server_max if self.configured is None else min(self.configured, server_max)
+            self._resize(wanted)
+            if remaining is None:
+                return
+            now = self._clock()
+            ours = sum(1 for t in self._slots if now - self.window < t <= now)
+            foreign = (server_max - remaining) - ours
+            # Only a clear excess means another client shares the budget; timing noise is +-1.
+            if foreign > 1:
+                for _ in range(min(foreign, self.limit)):
+                    self._slots.append(now)
+
+    def observe_throttled(self, wait: float) -> None:
+        """Record a 429: nobody starts a request before ``wait`` seconds from now.
+
+        :param wait: seconds the server asked for (``Retry-After``) or the policy chose.
+        """
+        with self._lock:
+            self._not_before = max(self._not_before, self._clock() + wait)
