@@ -155,10 +155,8 @@ class TestPrivateApp:
         hook.set_status(subscriber, UPDATE)
         hook.unsubscribe_all(subscriber)
         assert rec.requests[0].url.raw_path == b"/communication-preferences/2026-03/statuses/" + segment
-        assert (
-            rec.requests[1].url.raw_path.partition(b"?")[0]
-            == b"/communication-preferences/v4/statuses/" + segment + b"/unsubscribe-all"
-        )
+        v4 = b"/communication-preferences/v4/statuses/"
+        assert rec.requests[1].url.raw_path.partition(b"?")[0] == v4 + segment + b"/unsubscribe-all"
         assert all(r.url.query == b"" or b"channel=EMAIL" in r.url.query for r in rec.requests)
 
     def test_unsubscribe_all_query(self, monkeypatch: pytest.MonkeyPatch) -> None:
