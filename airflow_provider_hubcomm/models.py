@@ -81,7 +81,7 @@ def is_valid_email(value: str) -> bool:
 
     :param value: the candidate subscriber id.
     """
-    return len(value) <= EMAIL_MAX_LEN and _EMAIL_RE.match(value) is not None
+    return len(value) <= EMAIL_MAX_LEN and _EMAIL_RE.fullmatch(value) is not None
 
 
 def _upper(value: Any) -> Any:

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pickle
+
+import httpx
+import pytest
+
+from airflow_provider_hubcomm.exceptions import (
+    HubCommAPIError,
+    HubCommAuthError,
+    HubCommError,
+    HubCommNotFoundError,
+    HubCommRateLimitError,
+    HubCommRequestRejectedError,
+    HubCommServerError,
+    make_api_error,
+    raise_for_response,
+)
+
+
+def response(status: int, **kwargs: object) -> httpx.Response:
+    request = httpx.Request("POST", "https://api.hubapi.com/communication-preferences/v4/x?token=should-not-show")
+    return httpx.Response(status, request=request, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, HubCommRequestRejectedError),
+        (401, HubCommAuthError),
+        (403, HubCommAuthError),
+        (404, HubCommNotFoundError),
+        (423, HubCommRequestRejectedError),
+        (429, HubCommRateLimitError),
+        (500, HubCommServerError),
+        (503, HubCommServerError),
+    ],
+)
+def test_mapping(status: int, cls: type[HubCommAPIError]) -> None:
+    err = make_api_error(response(status, json={"message": "m", "correlationId": "c"}))
+    assert type(err) is cls
+    assert isinstance(err, HubCommError)
+    assert err.status_code == status
+
+
+def test_message_carries_hubspot_details_not_query() -> None:
+    body = {
+        "status": "error",
+        "message": "Property values were not valid",
+        "correlationId": "abc-123",
+        "category": "VALIDATION_ERROR",
+        "subCategory": "X.Y",
+    }
+    err = make_api_error(response(400, json=body))
+    text = str(err)
+    assert text.startswith("correlationId=abc-123 HTTP 400 category=VALIDATION_ERROR subCategory=X.Y")
+    assert text.endswith(": Property values were not valid")
+    assert "should-not-show" not in text
+
+
+def test_non_json_body_and_header_correlation() -> None:
+    err = make_api_error(response(502, content=b"<html>Bad gateway</html>", headers={"x-hubspot-correlation-id": "h"}))
+    assert "correlationId=h HTTP 502" in str(err)
+    assert "<html>Bad gateway" in str(err)
+
+
+def test_pickle_round_trip_keeps_fields() -> None:
+    err = make_api_error(response(429, json={"message": "slow down", "policyName": "TEN_SECONDLY_ROLLING"}))
+    copy = pickle.loads(pickle.dumps(err))
+    assert type(copy) is HubCommRateLimitError
+    assert str(copy) == str(err)
+    assert copy.policy_name == "TEN_SECONDLY_ROLLING"
+
+
+def test_raise_for_response() -> None:
+    raise_for_response(response(207, json={}))
+    with pytest.raises(HubCommNotFoundError):
+        raise_for_response(response(404, json={}))
