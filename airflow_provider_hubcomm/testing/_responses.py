@@ -1,0 +1,232 @@
+"""JSON bodies the fake answers with, shaped like HubSpot's: envelopes, records and error bodies."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_hubcomm.testing._http import HttpResponse
+
+if TYPE_CHECKING:
+    from airflow_provider_hubcomm.testing._config import SubscriptionDef
+    from airflow_provider_hubcomm.testing._state import StatusRecord
+
+__all__ = [
+    "ValidationFailed",
+    "definition",
+    "envelope",
+    "error_response",
+    "json_response",
+    "public_status",
+    "standard_error",
+    "wide_status",
+]
+
+_ERROR_CATEGORY = {
+    400: "VALIDATION_ERROR",
+    401: "INVALID_AUTHENTICATION",
+    404: "OBJECT_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "VALIDATION_ERROR",
+    431: "VALIDATION_ERROR",
+    500: "INTERNAL_ERROR",
+    502: "BAD_GATEWAY",
+    503: "SERVICE_UNAVAILABLE",
+    504: "GATEWAY_TIMEOUT",
+}
+
+
+class ValidationFailed(Exception):
+    """A whole-request 400: ``errors`` are ``{"message", "in"}`` items naming each bad field.
+
+    :param errors: the problems found, in request order.
+    """
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self.errors = errors
+        first = errors[0]["message"] if errors else "Invalid input"
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        super().__init__(first + more)
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode ``obj`` as compact UTF-8 JSON.
+
+    :param obj: JSON-ready data.
+    """
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
+    """Build a JSON answer.
+
+    :param status: HTTP status.
+    :param obj: JSON-ready body.
+    :param headers: extra headers.
+    """
+    return HttpResponse(status, dumps(obj), headers)
+
+
+def error_body(
+    message: str, correlation_id: str, category: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Return HubSpot's standard ``Error`` body.
+
+    :param message: human-readable message.
+    :param correlation_id: the request's correlation id.
+    :param category: e.g. ``VALIDATION_ERROR``.
+    :param errors: per-field details (``message`` and ``in``).
+    """
+    body: dict[str, Any] = {
+        "status": "error",
+        "message": message,
+        "correlationId": correlation_id,
+        "category": category,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def error_response(
+    status: int,
+    message: str,
+    correlation_id: str,
+    category: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> HttpResponse:
+    """Build an error answer with the standard body.
+
+    :param status: HTTP status.
+    :param message: human-readable message.
+    :param correlation_id: the request's correlation id.
+    :param category: defaults to the usual category of ``status``.
+    :param errors: per-field details.
+    """
+    cat = category or _ERROR_CATEGORY.get(status, "ERROR")
+    return json_response(status, error_body(message, correlation_id, cat, errors))
+
+
+def rate_limit_body(correlation_id: str) -> dict[str, Any]:
+    """Return the body of a ``TEN_SECONDLY_ROLLING`` 429.
+
+    :param correlation_id: the request's correlation id.
+    """
+    return {
+        "status": "error",
+        "message": "You have reached your ten_secondly_rolling limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation_id,
+        "policyName": "TEN_SECONDLY_ROLLING",
+        "requestId": correlation_id,
+    }
+
+
+def standard_error(status: int, category: str, message: str, context: dict[str, list[str]]) -> dict[str, Any]:
+    """Return a per-input ``StandardError`` (inside a 207 answer).
+
+    :param status: HTTP status it stands for (sent as a string, as HubSpot does).
+    :param category: e.g. ``OBJECT_NOT_FOUND``.
+    :param message: human-readable message.
+    :param context: names the failing input, e.g. ``{"subscriberIdString": ["x"]}``.
+    """
+    return {"status": str(status), "category": category, "message": message, "context": context}
+
+
+def envelope(
+    results: list[Any],
+    requested_at: str,
+    completed_at: str | None,
+    status: str = "COMPLETE",
+    errors: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Return an action/batch envelope.
+
+    :param results: the records.
+    :param requested_at: when the request arrived.
+    :param completed_at: when it completed (``None`` while ``PENDING``).
+    :param status: ``COMPLETE``, ``PENDING``, ``PROCESSING`` or ``CANCELED``.
+    :param errors: per-input errors; when given, ``numErrors`` is added.
+    """
+    body: dict[str, Any] = {"status": status, "results": results, "requestedAt": requested_at}
+    body["startedAt"] = requested_at
+    if completed_at is not None:
+        body["completedAt"] = completed_at
+    if errors:
+        body["errors"] = errors
+        body["numErrors"] = len(errors)
+    return body
+
+
+def public_status(
+    d: SubscriptionDef,
+    subscriber: str,
+    rec: StatusRecord | None,
+    default_timestamp: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Return a ``PublicStatus`` record.
+
+    :param d: the subscription definition.
+    :param subscriber: the subscriber id as HubSpot shows it (lowercase).
+    :param rec: the stored record, or ``None`` for a never-set status (``NOT_SPECIFIED``).
+    :param default_timestamp: timestamp shown for a never-set status.
+    :param reason: ``setStatusSuccessReason`` (write answers only).
+    """
+    out: dict[str, Any] = {
+        "channel": "EMAIL",
+        "source": rec.source if rec else "Default",
+        "status": rec.status if rec else "NOT_SPECIFIED",
+        "subscriberIdString": subscriber,
+        "subscriptionId": d.id,
+        "timestamp": rec.timestamp if rec else default_timestamp,
+        "businessUnitId": d.business_unit_id,
+        "legalBasis": rec.legal_basis if rec else None,
+        "legalBasisExplanation": rec.legal_basis_explanation if rec else None,
+        "subscriptionName": d.name,
+    }
+    if reason is not None:
+        out["setStatusSuccessReason"] = reason
+    return out
+
+
+def wide_status(subscriber: str, business_unit_id: int, timestamp: str) -> dict[str, Any]:
+    """Return a ``PublicWideStatus`` record (the subscriber opted out of all e-mail).
+
+    :param subscriber: the subscriber id (lowercase).
+    :param business_unit_id: the brand.
+    :param timestamp: when the opt-out happened.
+    """
+    return {
+        "channel": "EMAIL",
+        "status": "UNSUBSCRIBED",
+        "subscriberIdString": subscriber,
+        "timestamp": timestamp,
+        "wideStatusType": "PORTAL_WIDE" if business_unit_id == 0 else "BUSINESS_UNIT_WIDE",
+        "businessUnitId": business_unit_id,
+    }
+
+
+def definition(d: SubscriptionDef, created_at: str, translations: bool) -> dict[str, Any]:
+    """Return a ``SubscriptionDefinition`` record (``id`` is a string, as in HubSpot's answers).
+
+    :param d: the definition.
+    :param created_at: ``createdAt`` and ``updatedAt`` value.
+    :param translations: add an (empty) ``subscriptionTranslations`` list.
+    """
+    out: dict[str, Any] = {
+        "id": str(d.id),
+        "name": d.name,
+        "description": d.description,
+        "purpose": d.purpose,
+        "communicationMethod": d.communication_method,
+        "isActive": d.is_active,
+        "isDefault": d.is_default,
+        "isInternal": d.is_internal,
+        "createdAt": created_at,
+        "updatedAt": created_at,
+        "businessUnitId": d.business_unit_id,
+    }
+    if translations:
+        out["subscriptionTranslations"] = []
+    return out
