@@ -1,10 +1,10 @@
 """The one retry policy of the provider, used by every request, sync and async.
 
-Retried: connect errors, timeouts and dropped connections (``httpx.TimeoutException``,
-``httpx.NetworkError``, ``httpx.RemoteProtocolError``), 429 (honouring ``Retry-After``, else HubSpot's
-interval header, else 10 s), 423 Locked (at least 2 s), and 500/502/503/504/521-524. Nothing else: 400, 401
-(the auth flow already refreshed once), 403, 404 are final. A 429 of the ``DAILY`` policy is final too:
-waiting minutes would not help, the budget resets at midnight.
+Retried: connect errors (not TLS certificate failures), timeouts and dropped connections
+(``httpx.TimeoutException``, ``httpx.NetworkError``, ``httpx.RemoteProtocolError``); 429, honouring
+``Retry-After``, else HubSpot's interval header, else 10 s; 423 Locked (at least 2 s); and
+500/502/503/504/521-524. Nothing else: 400, 401 (the auth flow already refreshed once), 403 and 404 are
+final. A 429 of the ``DAILY`` policy is final too: waiting would not help, the budget resets at midnight.
 
 Why retrying writes is safe: every write this provider sends *sets* a state (``statusState`` for one
 subscription, or "unsubscribed from all"), it never toggles or increments. Applying the same write twice
@@ -24,6 +24,7 @@ import asyncio
 import email.utils
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -52,6 +53,18 @@ RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.NetworkError,
     httpx.RemoteProtocolError,
 )
+
+
+def _tls_verification_failure(exc: BaseException) -> bool:
+    """Return whether the chain of ``exc`` holds a certificate verification failure (never transient)."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
@@ -119,7 +132,7 @@ class RetryPolicy:
         :param outcome: the response, or the exception the attempt raised.
         """
         if isinstance(outcome, BaseException):
-            return isinstance(outcome, RETRYABLE_EXCEPTIONS)
+            return isinstance(outcome, RETRYABLE_EXCEPTIONS) and not _tls_verification_failure(outcome)
         if outcome.status_code not in RETRYABLE_STATUS_CODES:
             return False
         return not (outcome.status_code == 429 and is_daily_limit(outcome))
