@@ -38,12 +38,13 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing._config import FakeConfig
     from airflow_provider_hubcomm.testing._http import HttpRequest
 
-__all__ = ["FakeApp"]
+__all__ = ["LOG_FIELDS", "FakeApp"]
 
 API_VERSIONS = frozenset({"v4", "2026-03"})
 TOKEN_VERSIONS = frozenset({"v1", "v3", "2026-03"})
 #: Never logged: query parameters that could carry a credential.
 SECRET_PARAMS = frozenset({"client_secret", "refresh_token", "code", "access_token", "token", "hapikey"})
+LOG_FIELDS = ("time", "method", "path", "query", "endpoint", "status", "outcome", "duration_ms", "n_inputs")
 _5XX = (500, 502, 503, 504)
 _5XX_MESSAGES = {
     500: "An internal error occurred.",
@@ -113,7 +114,8 @@ class FakeApp:
         self.rng = random.Random(config.seed)
         self.lock = threading.Lock()
         self.counters: Counter[str] = Counter()
-        self.log: deque[dict[str, Any]] = deque(maxlen=config.request_log_limit)
+        #: Entries are tuples in ``LOG_FIELDS`` order (a third of the memory of dicts).
+        self.log: deque[tuple[Any, ...]] = deque(maxlen=config.request_log_limit)
 
     def reconfigure(self, config: FakeConfig, reseed: bool) -> None:
         """Swap in new knobs (called with the same identity knobs; see ``RUNTIME_KNOBS``).
@@ -272,17 +274,17 @@ class FakeApp:
     def _record(
         self, req: HttpRequest, endpoint: str, resp: HttpResponse, outcome: str, n_inputs: int, applied: int
     ) -> None:
-        entry = {
-            "time": time.time(),
-            "method": req.method,
-            "path": req.path,
-            "query": redact_query(req.query),
-            "endpoint": endpoint,
-            "status": None if resp.drop else resp.status,
-            "outcome": outcome,
-            "duration_ms": round((time.monotonic() - req.received) * 1000, 3),
-            "n_inputs": n_inputs,
-        }
+        entry = (
+            time.time(),
+            req.method,
+            req.path,
+            redact_query(req.query),
+            endpoint,
+            None if resp.drop else resp.status,
+            outcome,
+            round((time.monotonic() - req.received) * 1000, 3),
+            n_inputs,
+        )
         with self.lock:
             self.counters[outcome] += 1
             self.counters[f"endpoint:{endpoint}"] += 1

@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from airflow_provider_hubcomm.testing._app import FakeApp
+from airflow_provider_hubcomm.testing._app import LOG_FIELDS, FakeApp
 from airflow_provider_hubcomm.testing._config import RUNTIME_KNOBS, STATUS_STATES, FakeConfig
 from airflow_provider_hubcomm.testing._http import HttpProtocol, ServerState
 
@@ -194,7 +194,8 @@ class FakeHubSpot:
         :param extra: more connection extras.
         """
         password, extras = self._connection_parts(auth, extra)
-        uri = f"hubcomm://:{quote(password, safe='')}@{quote(self.url, safe='')}/"
+        userinfo = f":{quote(password, safe='')}@" if password else ""
+        uri = f"hubcomm://{userinfo}{quote(self.url, safe='')}/"
         if extras:
             uri += "?__extra__=" + quote(json.dumps(extras), safe="")
         return uri
@@ -259,7 +260,8 @@ class FakeHubSpot:
         Never holds headers, bodies, tokens or secrets.
         """
         with self._app.lock:
-            return [dict(e) for e in self._app.log]
+            entries = list(self._app.log)
+        return [dict(zip(LOG_FIELDS, e, strict=True)) for e in entries]
 
     def reset_counters(self) -> None:
         """Clear the counters and the request log (state and credentials are kept)."""
