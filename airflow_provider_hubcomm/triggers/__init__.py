@@ -1,0 +1,7 @@
+"""Triggers of the HubSpot Communication Preferences provider."""
+
+from __future__ import annotations
+
+from airflow_provider_hubcomm.triggers.hubcomm import BatchStatusTrigger
+
+__all__ = ["BatchStatusTrigger"]

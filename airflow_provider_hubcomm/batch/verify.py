@@ -1,0 +1,303 @@
+"""Read-back verification of a batch write: the pure logic shared by ``BatchStatusSensor`` and its trigger.
+
+HubSpot cannot be polled for a batch operation (no endpoint, no batch id), so "done" is established by
+reading statuses back. This module turns the writer's summary (``docs/dev/CONTRACTS.md``) into rows to
+check, picks a seeded sample, compares read-backs with what was written, keeps the rows still disagreeing,
+and (in :mod:`~airflow_provider_hubcomm.batch.verify_state`) builds the JSON result pushed to XCom.
+It does no HTTP itself: the sensor (sync) and the trigger
+(async) call ``batch_read`` for each :func:`plan_reads` chunk and feed the answer to
+:meth:`~airflow_provider_hubcomm.batch.verify_state.VerificationState.observe`.
+
+Row outcomes after a read:
+
+* **matching**: the status read is the one written (a missing status counts as ``NOT_SPECIFIED``);
+* **mismatch** (confirmed): a row of an operation that was ``COMPLETE`` at write time reads a definite other
+  status on :data:`MISMATCH_CONFIRMATIONS` consecutive reads, i.e. it was changed behind the run's back;
+* **pending**: everything else (rows of ``PENDING``/``PROCESSING`` operations not applied yet, unreadable
+  rows, a first disagreeing read not confirmed yet). Pending rows are read again on the next check.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import io
+import itertools
+import json
+import random
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any, Final
+
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_hubcomm.exceptions import HubCommError
+
+if TYPE_CHECKING:
+    from airflow_provider_hubcomm.models import BatchReadResponse
+
+__all__ = [
+    "COMPLETE",
+    "DEFAULT_SAMPLE_SIZE",
+    "INLINE_ROWS_MAX",
+    "MISMATCH_CONFIRMATIONS",
+    "VERIFY_MODES",
+    "BatchCanceledError",
+    "BatchMismatchError",
+    "BatchSummaryError",
+    "BatchVerificationError",
+    "Row",
+    "actuals_from_response",
+    "iter_blocks",
+    "iter_written_rows",
+    "parse_summary",
+    "plan_reads",
+    "rows_to_check",
+    "select_rows",
+]
+
+VERIFY_MODES: Final = ("all", "sample", "none")
+COMPLETE: Final = "COMPLETE"
+NOT_SPECIFIED: Final = "NOT_SPECIFIED"
+DEFAULT_SAMPLE_SIZE: Final = 1000
+DEFAULT_READ_BATCH_SIZE: Final = 100
+#: Consecutive identical disagreeing reads that turn a row of a COMPLETE operation into a mismatch.
+MISMATCH_CONFIRMATIONS: Final = 2
+#: Row lists in the XCom result are capped so the result stays small.
+MISMATCHES_CAP: Final = 1000
+PENDING_ROWS_CAP: Final = 100
+#: At most this many rows travel inline (trigger kwargs); larger sets are re-read from the summary's file.
+INLINE_ROWS_MAX: Final = 5000
+#: Rows are pulled from the written-rows stream in blocks of this size.
+BLOCK_SIZE: Final = 5000
+
+
+class BatchVerificationError(HubCommError, AirflowFailException):
+    """Verification failed for a reason a retry cannot fix; the task fails without retries."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class BatchSummaryError(BatchVerificationError):
+    """The ``batch`` argument is not a usable batch-write summary."""
+
+
+class BatchCanceledError(BatchVerificationError):
+    """HubSpot reported at least one batch operation ``CANCELED``: its rows were never applied."""
+
+
+class BatchMismatchError(BatchVerificationError):
+    """Rows of operations HubSpot reported ``COMPLETE`` read back a different, stable status."""
+
+
+Key = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One written row: what was written, and the status of its batch operation at write time."""
+
+    subscriber: str
+    subscription: int
+    expected: str
+    operation: int
+    op_status: str
+
+    @property
+    def key(self) -> Key:
+        """``(lower-cased subscriber, subscription id)``: HubSpot matches addresses case-insensitively."""
+        return self.subscriber.lower(), self.subscription
+
+    @property
+    def complete_at_write(self) -> bool:
+        """Whether HubSpot reported this row's operation ``COMPLETE`` in the write answer."""
+        return self.op_status == COMPLETE
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Row:
+        """Build a row from a written-rows record (``subscriberIdString``, ``subscriptionId``, …).
+
+        :param record: one JSON-lines record or ``written_rows`` entry.
+        """
+        try:
+            return cls(
+                str(record["subscriberIdString"]).strip(),
+                int(record["subscriptionId"]),
+                str(record["statusState"]).upper(),
+                int(record.get("operation", -1)),
+                str(record.get("operationStatus") or COMPLETE).upper(),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise BatchSummaryError(f"written-rows record {dict(record)!r} is not usable: {err!r}") from None
+
+    def describe(self, actual: str | None = None) -> dict[str, Any]:
+        """Return the row as a JSON-able report entry.
+
+        :param actual: the status last read back (``None``: not read or not found).
+        """
+        return {
+            "subscriber": self.subscriber,
+            "subscription": self.subscription,
+            "expected": self.expected,
+            "actual": actual,
+            "operation": self.operation,
+            "operationStatus": self.op_status,
+        }
+
+
+# -- the summary and its rows ------------------------------------------------------------------------------
+
+
+def parse_summary(batch: Any) -> dict[str, Any]:
+    """Return the batch-write summary as a dict (accepts a dict, or its JSON / Python-literal rendering).
+
+    :param batch: the rendered ``batch`` argument of the sensor.
+    """
+    value = batch
+    if isinstance(value, str | bytes):
+        text = value.decode() if isinstance(value, bytes) else value
+        try:
+            value = json.loads(text)
+        except ValueError:
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise BatchSummaryError(f"batch is neither JSON nor a dict literal: {text[:200]!r}") from None
+    if not isinstance(value, Mapping):
+        raise BatchSummaryError(
+            f"batch must be the summary dict returned by BatchWriteStatusesOperator, got {type(value).__name__}"
+        )
+    summary = dict(value)
+    written = int(summary.get("written") or 0)
+    if written and summary.get("written_rows") is None and not summary.get("written_rows_path"):
+        raise BatchSummaryError(
+            f"the summary reports {written} written rows but has neither 'written_rows' nor 'written_rows_path'"
+        )
+    return summary
+
+
+def _open_text(path: str) -> IO[str]:
+    """Open a JSON-lines file: a local path, or an ObjectStoragePath URL (``s3://…``, ``file://…``)."""
+    raw: IO[bytes]
+    if "://" in path:
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        raw = ObjectStoragePath(path).open("rb")
+    else:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the caller through the wrapper
+    if path.endswith(".gz"):
+        raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+    return io.TextIOWrapper(raw, encoding="utf-8")
+
+
+def iter_path_rows(path: str) -> Iterator[Row]:
+    """Stream the rows of a written-rows JSON-lines file (blank lines are skipped).
+
+    :param path: local path or ObjectStoragePath URL.
+    """
+    with _open_text(path) as handle:
+        for line in handle:
+            if line.strip():
+                yield Row.from_record(json.loads(line))
+
+
+def iter_written_rows(summary: Mapping[str, Any]) -> Iterator[Row]:
+    """Stream every written row of a summary: inline ``written_rows`` if present, else its file.
+
+    :param summary: the parsed summary.
+    """
+    inline = summary.get("written_rows")
+    if inline is not None:
+        yield from (Row.from_record(r) for r in inline)
+    elif summary.get("written_rows_path"):
+        yield from iter_path_rows(str(summary["written_rows_path"]))
+
+
+def select_rows(rows: Iterable[Row], verify: str, sample_size: int, seed: int) -> list[Row]:
+    """Pick the rows to read back: every row of a non-COMPLETE operation, plus per ``verify``.
+
+    ``"all"``: every row. ``"sample"``: a seeded reservoir sample of ``sample_size`` rows among the rows of
+    COMPLETE operations (one pass, memory bounded by the sample). ``"none"``: no COMPLETE row. The same
+    input, mode, size and seed always give the same rows in the same order.
+
+    :param rows: the written rows, streamed.
+    :param verify: ``"all"``, ``"sample"`` or ``"none"``.
+    :param sample_size: reservoir size for ``"sample"``.
+    :param seed: seed of the sampling random generator.
+    """
+    rng = random.Random(seed)
+    forced: list[Row] = []
+    reservoir: list[Row] = []
+    seen_complete = 0
+    for row in rows:
+        if not row.complete_at_write or verify == "all":
+            forced.append(row)
+            continue
+        if verify != "sample":
+            continue
+        seen_complete += 1
+        if len(reservoir) < sample_size:
+            reservoir.append(row)
+        else:
+            j = rng.randrange(seen_complete)
+            if j < sample_size:
+                reservoir[j] = row
+    chosen: dict[Key, Row] = {}
+    for row in itertools.chain(forced, reservoir):
+        chosen[row.key] = row  # a duplicate (subscriber, subscription) is checked once
+    return list(chosen.values())
+
+
+def rows_to_check(summary: Mapping[str, Any], verify: str, sample_size: int, seed: int) -> Iterable[Row]:
+    """Return the rows a first check reads back: streamed for ``"all"``, a selected list otherwise.
+
+    :param summary: the parsed summary.
+    :param verify: ``"all"``, ``"sample"`` or ``"none"``.
+    :param sample_size: reservoir size for ``"sample"``.
+    :param seed: sampling seed.
+    """
+    rows = iter_written_rows(summary)
+    return rows if verify == "all" else select_rows(rows, verify, sample_size, seed)
+
+
+def iter_blocks(rows: Iterable[Row], size: int = BLOCK_SIZE) -> Iterator[list[Row]]:
+    """Cut a row stream into lists of at most ``size`` rows.
+
+    :param rows: the rows.
+    :param size: block size.
+    """
+    it = iter(rows)
+    while block := list(itertools.islice(it, size)):
+        yield block
+
+
+def plan_reads(rows: Iterable[Row], max_ids: int = DEFAULT_READ_BATCH_SIZE) -> Iterator[tuple[list[str], list[Row]]]:
+    """Group rows into ``batch_read`` requests of at most ``max_ids`` distinct subscribers.
+
+    :param rows: the rows to read back.
+    :param max_ids: subscribers per request.
+    """
+    by_subscriber: dict[str, list[Row]] = {}
+    for row in rows:
+        by_subscriber.setdefault(row.key[0], []).append(row)
+    subscribers = list(by_subscriber)
+    for start in range(0, len(subscribers), max_ids):
+        chunk = subscribers[start : start + max_ids]
+        ids = [by_subscriber[s][0].subscriber for s in chunk]
+        yield ids, [row for s in chunk for row in by_subscriber[s]]
+
+
+def actuals_from_response(response: BatchReadResponse) -> dict[Key, str]:
+    """Map ``(subscriber, subscription)`` to the status HubSpot reports; absent keys were not found.
+
+    :param response: a ``batch_read`` answer (200, or 207 whose errors simply leave keys absent).
+    """
+    actual: dict[Key, str] = {}
+    for entry in response.results:
+        subscriber = (entry.subscriber_id_string or "").strip().lower()
+        for status in entry.statuses:
+            if status.subscription_id is not None and status.status is not None:
+                actual[(subscriber, int(status.subscription_id))] = status.status.upper()
+    return actual

@@ -1,0 +1,331 @@
+"""Sensor that waits until a batch write is applied in HubSpot and the statuses read back as written."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_hubcomm.batch.verify import (
+    DEFAULT_READ_BATCH_SIZE,
+    DEFAULT_SAMPLE_SIZE,
+    INLINE_ROWS_MAX,
+    VERIFY_MODES,
+    BatchCanceledError,
+    BatchMismatchError,
+    BatchVerificationError,
+    Row,
+    actuals_from_response,
+    iter_blocks,
+    parse_summary,
+    plan_reads,
+    rows_to_check,
+)
+from airflow_provider_hubcomm.batch.verify_state import (
+    VerificationState,
+    build_result,
+    canceled_message,
+    mismatch_message,
+    timeout_message,
+)
+from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID, MAX_BATCH_SIZE
+from airflow_provider_hubcomm.exceptions import HubCommError
+from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+from airflow_provider_hubcomm.triggers.hubcomm import BatchStatusTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["BatchStatusSensor"]
+
+#: Extra time given to Airflow's own deferral timeout: the trigger reports the timeout itself, with details.
+DEFERRAL_GRACE = 300.0
+
+
+class BatchStatusSensor(BaseSensorOperator):
+    """Wait until every operation of a batch write is complete and the statuses read back as written.
+
+    HubSpot has no endpoint to poll a batch operation, so completion is established by read-back: an
+    operation answered ``COMPLETE`` at write time is complete; a ``PENDING``/``PROCESSING`` one becomes
+    complete when all its rows read back as written. Any ``CANCELED`` operation fails the task at once,
+    without retries (:class:`~airflow_provider_hubcomm.batch.verify.BatchCanceledError`).
+
+    What is read back (``batch_read``, ``read_batch_size`` subscribers per request, paced by the hook's rate
+    limiter) depends on ``verify``; every row of a non-``COMPLETE`` operation is always read back, because
+    reading is the only way to see it applied:
+
+    * ``"all"``: every written row;
+    * ``"sample"`` (default): a seeded random sample of ``sample_size`` rows of ``COMPLETE`` operations
+      (reservoir sampling while streaming the rows file), plus every row of non-``COMPLETE`` operations;
+    * ``"none"``: trust ``COMPLETE`` answers; only rows of non-``COMPLETE`` operations are read back.
+
+    Rows not reading back as written yet are re-read on the next poke until ``timeout``; the timeout fails
+    (or with ``soft_fail`` skips) with the number of pending rows and the first of them.
+
+    **Mismatches.** A row of an operation HubSpot answered ``COMPLETE`` that reads a definite other status on
+    two consecutive reads was changed behind the run's back (by the contact, a workflow, another
+    integration). With ``fail_on_mismatch=True`` (default) the task fails as soon as such a mismatch is
+    confirmed, naming the rows: waiting cannot fix it, so nobody waits for the timeout at 3 a.m. With
+    ``False`` mismatches are only reported and the sensor succeeds once nothing is pending. Consecutive reads
+    are consecutive pokes (``poke`` mode, trigger); in ``reschedule`` mode the sensor keeps no memory between
+    pokes, so a disagreeing row is re-read once more within the same poke.
+
+    The result (XCom ``return_value``) holds ``operations`` (status at write and final, timestamps),
+    ``rows_verified``, ``rows_matching``, ``pending``, ``mismatches`` (up to 1,000: subscriber, subscription,
+    expected, actual) and ``pending_rows``. It is also pushed when the sensor fails on a mismatch or a
+    timeout, so a report task with ``trigger_rule="all_done"`` can read ``sensor.output`` either way.
+
+    .. code-block:: python
+
+        written = BatchWriteStatusesOperator(task_id="write", ...)
+        BatchStatusSensor(task_id="verify", batch=written.output, poke_interval=30, timeout=3600)
+
+    :param batch: the summary returned by ``BatchWriteStatusesOperator`` (templated; usually its ``.output``).
+    :param verify: ``"all"``, ``"sample"`` or ``"none"`` (see above).
+    :param sample_size: rows of ``COMPLETE`` operations read back with ``verify="sample"``.
+    :param sample_seed: seed of the sample; the same seed picks the same rows on every poke.
+    :param fail_on_mismatch: fail as soon as a mismatch is confirmed (see above).
+    :param read_batch_size: subscribers per ``batch_read`` request (1 to 1,000).
+    :param hubcomm_conn_id: the HubSpot connection used to read back (the writer's ``conn_id`` is in the summary).
+    :param deferrable: hand the wait to :class:`~airflow_provider_hubcomm.triggers.hubcomm.BatchStatusTrigger`
+        (holds no worker slot). Defaults to ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("batch",)
+    ui_color = "#ff7a59"
+
+    def __init__(
+        self,
+        *,
+        batch: Any,
+        verify: str = "sample",
+        sample_size: int = DEFAULT_SAMPLE_SIZE,
+        sample_seed: int = 0,
+        fail_on_mismatch: bool = True,
+        read_batch_size: int = DEFAULT_READ_BATCH_SIZE,
+        hubcomm_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        verify = "none" if verify is None else str(verify).lower()
+        if verify not in VERIFY_MODES:
+            raise ValueError(f"verify must be one of {VERIFY_MODES}, got {verify!r}")
+        if verify == "sample" and sample_size < 1:
+            raise ValueError(f"sample_size must be at least 1, got {sample_size}")
+        if not 1 <= read_batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"read_batch_size must be between 1 and {MAX_BATCH_SIZE}, got {read_batch_size}")
+        self.batch = batch
+        self.verify = verify
+        self.sample_size = sample_size
+        self.sample_seed = sample_seed
+        self.fail_on_mismatch = fail_on_mismatch
+        self.read_batch_size = read_batch_size
+        self.hubcomm_conn_id = hubcomm_conn_id
+        self.deferrable = deferrable
+        self._state: VerificationState | None = None
+        self._last_result: dict[str, Any] | None = None
+
+    @cached_property
+    def hook(self) -> HubCommHook:
+        """The hook used to read statuses back."""
+        return HubCommHook(self.hubcomm_conn_id)
+
+    # -- one check ----------------------------------------------------------------------------------------
+
+    def _summary(self) -> dict[str, Any]:
+        summary = parse_summary(self.batch)
+        if message := canceled_message(summary):
+            raise BatchCanceledError(message)
+        writer = summary.get("conn_id")
+        if writer and writer != self.hubcomm_conn_id:
+            self.log.warning(
+                "The batch was written with connection %r but is read back with %r: make sure both reach the "
+                "same HubSpot account.",
+                writer,
+                self.hubcomm_conn_id,
+            )
+        return summary
+
+    def _meta(self, summary: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "verify": self.verify,
+            "sample_size": self.sample_size,
+            "sample_seed": self.sample_seed,
+            "fail_on_mismatch": self.fail_on_mismatch,
+            "conn_id": self.hubcomm_conn_id,
+            "channel": summary.get("channel") or "EMAIL",
+            "rows_written": int(summary.get("written") or 0),
+            "operations": summary.get("operations") or {},
+        }
+
+    def _read(self, state: VerificationState, rows: Iterable[Row], channel: str, *, first_read: bool) -> None:
+        for block in iter_blocks(rows):
+            for ids, chunk in plan_reads(block, self.read_batch_size):
+                answer = self.hook.batch_read(ids, channel=channel)
+                state.observe(chunk, actuals_from_response(answer), first_read=first_read)
+
+    def _check(
+        self, summary: dict[str, Any], state: VerificationState | None, *, confirm_now: bool
+    ) -> VerificationState:
+        """Read back: everything selected (no state yet) or only the outstanding rows; return the state."""
+        channel = str(summary.get("channel") or "EMAIL")
+        if state is None:
+            state = VerificationState()
+            rows = rows_to_check(summary, self.verify, self.sample_size, self.sample_seed)
+            self._read(state, rows, channel, first_read=True)
+        else:
+            self._read(state, list(state.outstanding.values()), channel, first_read=False)
+        if confirm_now and (candidates := state.candidates()):
+            self._read(state, candidates, channel, first_read=False)
+        state.checks += 1
+        return state
+
+    def _outcome(self, context: Context, meta: dict[str, Any], state: VerificationState) -> dict[str, Any] | None:
+        """Return the result when done; raise on a confirmed mismatch; ``None`` while rows are pending."""
+        result = build_result(meta, state)
+        self._last_result = result
+        self.log.info(
+            "Read back %d rows: %d match, %d pending, %d mismatching (%d read requests); operations not complete: %s",
+            result["rows_verified"],
+            result["rows_matching"],
+            result["pending"],
+            result["mismatch_count"],
+            result["read_requests"],
+            result["operations"]["still_not_complete"][:20],
+        )
+        if result["mismatch_count"] and self.fail_on_mismatch:
+            self._push(context, result)
+            raise BatchMismatchError(mismatch_message(result), result)
+        if result["pending"]:
+            return None
+        if result["mismatch_count"]:
+            self.log.warning("Done, with mismatches (fail_on_mismatch=False): %s", mismatch_message(result))
+        return result
+
+    def _push(self, context: Context, result: dict[str, Any]) -> None:
+        """Push the result even when failing, for a report task with ``trigger_rule="all_done"``."""
+        ti = context.get("ti")
+        if ti is not None:
+            ti.xcom_push(key="return_value", value=result)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """Check once; in ``reschedule`` mode everything is recomputed from the summary (no memory)."""
+        summary = self._summary()
+        memory = None if self.reschedule else self._state
+        state = self._check(summary, memory, confirm_now=self.reschedule)
+        if not self.reschedule:
+            self._state = state
+        result = self._outcome(context, self._meta(summary), state)
+        return PokeReturnValue(is_done=result is not None, xcom_value=result)
+
+    # -- execution ----------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Poke (``poke``/``reschedule`` mode) or check once and defer (``deferrable=True``)."""
+        try:
+            if self.deferrable:
+                return self._execute_deferrable(context)
+            return self._execute_poke(context)
+        finally:
+            self.hook.close()
+
+    def _execute_poke(self, context: Context) -> Any:
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            raise AirflowSensorTimeout(self._timeout_text(context, err)) from err
+        except AirflowSkipException as err:
+            # The base class raises a cause-less skip for a timeout with soft_fail; failures raised by poke()
+            # and turned into skips carry their cause and already say what happened.
+            if err.__cause__ is not None or self._last_result is None:
+                raise
+            raise AirflowSkipException(self._timeout_text(context, err)) from err
+
+    def _timeout_text(self, context: Context, err: Exception) -> str:
+        if self._last_result is None:
+            return str(err)
+        self._push(context, self._last_result)
+        return f"{err} {timeout_message(self._last_result, self.timeout)}"
+
+    def _fail(self, err: Exception) -> Exception:
+        if self.soft_fail:
+            return AirflowSkipException(f"Skipping due to soft_fail: {err}")
+        return err
+
+    def _execute_deferrable(self, context: Context) -> Any:
+        started = time.time()
+        try:
+            summary = self._summary()
+        except BatchVerificationError as err:
+            raise self._fail(err) from err
+        meta = self._meta(summary)
+        written = meta["rows_written"]
+        state: VerificationState | None = None
+        # Check once in the worker when the work is bounded: nothing to defer when HubSpot is already done,
+        # and no near-instant trigger (see the trigger's docstring).
+        if self.verify != "all" or written <= INLINE_ROWS_MAX:
+            state = self._check(summary, None, confirm_now=False)
+            try:
+                result = self._outcome(context, meta, state)
+            except BatchVerificationError as err:
+                raise self._fail(err) from err
+            if result is not None:
+                return result
+        remaining = self.timeout - (time.time() - started)
+        if remaining <= 0:
+            result = self._last_result or build_result(meta, VerificationState())
+            self._push(context, result)
+            raise self._fail(AirflowSensorTimeout(timeout_message(result, self.timeout)))
+        handoff = state.to_json() if state is not None and len(state.outstanding) <= INLINE_ROWS_MAX else None
+        if handoff is None and not summary.get("written_rows_path"):
+            raise HubCommError("too many rows outstanding to pass inline, and the summary has no written_rows_path")
+        self.log.info("Deferring: %s rows outstanding.", "?" if state is None else len(state.outstanding))
+        self.defer(
+            trigger=BatchStatusTrigger(
+                hubcomm_conn_id=self.hubcomm_conn_id,
+                meta=meta,
+                poke_interval=float(self.poke_interval),
+                deadline=started + self.timeout,
+                timeout=self.timeout,
+                read_batch_size=self.read_batch_size,
+                state=handoff,
+                rows_path=None if handoff is not None else summary.get("written_rows_path"),
+                next_check_at=None if state is None else time.time() + float(self.poke_interval),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * float(self.poke_interval))),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        """Turn the trigger's event into the same XCom and failures as poke mode.
+
+        :param context: the task context.
+        :param event: ``{"status": "success", "result": …}`` or a failure status with ``message``.
+        """
+        event = event or {"status": "error", "message": "the trigger returned no event"}
+        status = event.get("status")
+        result = event.get("result")
+        if status == "success":
+            self.log.info("Verified by the trigger: %s rows match.", (result or {}).get("rows_matching"))
+            return result
+        if result is not None:
+            self._push(context, result)
+        message = str(event.get("message") or status)
+        if status == "timeout":
+            raise AirflowSensorTimeout(message)
+        if status == "mismatch":
+            raise BatchMismatchError(message, result)
+        if status == "canceled":
+            raise BatchCanceledError(message, result)
+        raise HubCommError(f"BatchStatusTrigger failed: {message}")
