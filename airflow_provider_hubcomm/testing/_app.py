@@ -193,8 +193,10 @@ class FakeApp:
         drop = f"{endpoint}:{req.method}" in WRITE_ENDPOINTS and draws[5] < cfg.drop_after_write_rate
         cancel = draws[6] < cfg.cancel_rate
 
+        requested_at = iso_now()
+
         def finish() -> HttpResponse:
-            return self._run(req, endpoint, handler, raw_sub, cfg, headers, drop, cancel)
+            return self._run(req, endpoint, handler, raw_sub, cfg, headers, drop, cancel, requested_at)
 
         return Deferred(delay, finish) if delay > 0 else finish()
 
@@ -250,13 +252,14 @@ class FakeApp:
         headers: list[tuple[str, str]],
         drop: bool,
         cancel: bool,
+        requested_at: str,
     ) -> HttpResponse:
         now = time.monotonic()
         self.store.apply_due(now)
         cid = str(uuid.uuid4())
         query = dict(parse_qsl(req.query, keep_blank_values=True)) if req.query else {}
         sub = unquote(raw_sub) if raw_sub is not None else None
-        ctx = Ctx(req.body, sub, query, cfg, self.store, cid, iso_now(), now, cancel)
+        ctx = Ctx(req.body, sub, query, cfg, self.store, cid, requested_at, iso_now(), now, cancel)
         try:
             result: Result = handler(ctx)
         except ValidationFailed as exc:

@@ -44,6 +44,7 @@ class Ctx:
     store: ConsentStore
     correlation_id: str
     requested_at: str
+    started_at: str
     now: float
     cancel: bool
 
@@ -196,7 +197,8 @@ def _input_problem(store: ConsentStore, w: Write) -> dict[str, Any] | None:
 
 
 def _ok(ctx: Ctx, results: list[Any], errors: list[dict[str, Any]] | None = None, **kw: Any) -> HttpResponse:
-    body = envelope(results, ctx.requested_at, kw.pop("completed_at", ctx.requested_at), errors=errors, **kw)
+    completed_at = kw.pop("completed_at", ctx.started_at)
+    body = envelope(results, ctx.requested_at, ctx.started_at, completed_at, errors=errors, **kw)
     return json_response(207 if errors else 200, body)
 
 
@@ -257,7 +259,7 @@ def batch_write(ctx: Ctx) -> Result:
             public_status(
                 store.definitions[w.subscription_id],
                 w.subscriber,
-                StatusRecord(w.status, w.legal_basis, w.legal_basis_explanation, ctx.requested_at, WRITE_SOURCE),
+                StatusRecord(w.status, w.legal_basis, w.legal_basis_explanation, ctx.started_at, WRITE_SOURCE),
                 "",
             )
             for w in good

@@ -136,6 +136,7 @@ def standard_error(status: int, category: str, message: str, context: dict[str, 
 def envelope(
     results: list[Any],
     requested_at: str,
+    started_at: str,
     completed_at: str | None,
     status: str = "COMPLETE",
     errors: list[dict[str, Any]] | None = None,
@@ -144,12 +145,13 @@ def envelope(
 
     :param results: the records.
     :param requested_at: when the request arrived.
+    :param started_at: when its processing started (after any injected latency).
     :param completed_at: when it completed (``None`` while ``PENDING``).
     :param status: ``COMPLETE``, ``PENDING``, ``PROCESSING`` or ``CANCELED``.
     :param errors: per-input errors; when given, ``numErrors`` is added.
     """
     body: dict[str, Any] = {"status": status, "results": results, "requestedAt": requested_at}
-    body["startedAt"] = requested_at
+    body["startedAt"] = started_at
     if completed_at is not None:
         body["completedAt"] = completed_at
     if errors:

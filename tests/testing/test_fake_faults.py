@@ -198,3 +198,10 @@ class TestConfigure:
             FakeHubSpot(batch_mode="later")
         with pytest.raises(TypeError, match="unknown FakeHubSpot knob"):
             FakeHubSpot(latencyy=1.0)
+
+
+def test_requested_at_is_arrival_time(hubcomm_fake_factory: Any) -> None:
+    fake = hubcomm_fake_factory(latency=0.05)
+    with client(fake) as api:
+        body = api.get(f"{V4}/definitions").json()
+    assert body["requestedAt"] < body["startedAt"] <= body["completedAt"]
