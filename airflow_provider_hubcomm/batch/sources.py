@@ -79,8 +79,8 @@ def iter_rows(inputs: Any, *, file_format: str | None = None) -> Iterator[Row]:
     if inputs is None:
         raise HubCommValidationError("inputs is None: pass rows (a list of dicts), a file path or a URL")
     if isinstance(inputs, str | os.PathLike) or _is_storage_path(inputs):
-        name, opener, local = _resolve_file(inputs)
-        fmt, compressed = _detect_format(name, file_format)
+        name, opener, local, base = _resolve_file(inputs)
+        fmt, compressed = _detect_format(name, base, file_format)
         if fmt == "parquet":
             _require_pyarrow()
             return _iter_parquet(name, opener, local)
@@ -117,8 +117,11 @@ def _is_storage_path(obj: Any) -> bool:
     return all(hasattr(obj, attr) for attr in ("open", "suffix", "protocol"))
 
 
-def _resolve_file(inputs: Any) -> tuple[str, Callable[[], IO[bytes]], str | None]:
-    """Return ``(display name, binary opener, local path or None)`` for a file input."""
+def _resolve_file(inputs: Any) -> tuple[str, Callable[[], IO[bytes]], str | None, str]:
+    """Return ``(display name, binary opener, local path or None, file name)`` for a file input.
+
+    A URL's query string (it may hold a signature) is left out of the display name.
+    """
     if isinstance(inputs, str) and _URL_RE.match(inputs):
         from airflow.sdk import ObjectStoragePath
 
@@ -134,14 +137,14 @@ def _resolve_file(inputs: Any) -> tuple[str, Callable[[], IO[bytes]], str | None
             if isinstance(inputs, str) and inputs.lstrip()[:1] in ("[", "{"):
                 hint = " (it looks like rendered data: use render_template_as_native_obj=True or pass the rows)"
             raise HubCommValidationError(f"inputs {os.fspath(inputs)!r} is neither an existing file nor a URL{hint}")
-        return path, lambda: open(path, "rb"), path
+        return path, lambda: open(path, "rb"), path, os.path.basename(path)
     storage = inputs
-    return str(storage), lambda: storage.open("rb"), None
+    return str(storage).split("?", 1)[0], lambda: storage.open("rb"), None, str(getattr(storage, "name", ""))
 
 
-def _detect_format(name: str, file_format: str | None) -> tuple[str, bool]:
-    """Return ``(format, gzip_compressed)`` from ``file_format`` or the file name's suffixes."""
-    base = name.lower().rstrip("/")
+def _detect_format(name: str, base: str, file_format: str | None) -> tuple[str, bool]:
+    """Return ``(format, gzip_compressed)`` from ``file_format`` or the suffixes of the file name ``base``."""
+    base = base.lower()
     compressed = base.endswith(".gz")
     if compressed:
         base = base[:-3]
@@ -221,9 +224,9 @@ def _iter_csv(name: str, stream: IO[bytes]) -> Iterator[Row]:
                 raise _fail(name, where, f"has {len(record)} fields but the header has {width}")
             number += 1
             if "" in record:
-                yield number, {column: value or None for column, value in zip(header, record, strict=True)}
+                yield number, {column: value or None for column, value in zip(header, record, strict=False)}
             else:
-                yield number, dict(zip(header, record, strict=True))
+                yield number, dict(zip(header, record, strict=False))
     except csv.Error as exc:
         raise _fail(name, f"line {reader.line_num}", f"malformed CSV: {exc}") from None
     except _GZIP_ERRORS as exc:

@@ -45,12 +45,13 @@ class CountingStorage:
 
     protocol = "mem"
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes, name: str, url: str | None = None) -> None:
         self.data, self.name, self.read_bytes = data, name, 0
         self.suffix = Path(name).suffix
+        self.url = url or f"mem://{name}"
 
     def __str__(self) -> str:
-        return f"mem://{self.name}"
+        return self.url
 
     def open(self, mode: str) -> io.BufferedReader:
         assert mode == "rb"
@@ -168,6 +169,10 @@ class TestPaths:
         rows = iter_rows(storage)
         assert [n for n, _ in itertools.islice(rows, 5)] == [1, 2, 3, 4, 5]
         assert 0 < storage.read_bytes < 64 * 1024 < len(data)
+
+    def test_storage_name_drops_the_query_string(self):
+        message = error_of(CountingStorage(b"a,b\n1,2,3\n", "x.csv", url="mem://x.csv?sig=SECRET"))
+        assert message == "mem://x.csv, row 1 (line 2): has 3 fields but the header has 2"
 
 
 class TestCsv:
