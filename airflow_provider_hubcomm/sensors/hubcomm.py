@@ -322,6 +322,8 @@ class BatchStatusSensor(BaseSensorOperator):
         if result is not None:
             self._push(context, result)
         message = str(event.get("message") or status)
+        # Logged here too: with soft_fail, Airflow replaces the exception by a generic skip message.
+        self.log.error("BatchStatusTrigger ended with status %r: %s", status, message)
         if status == "timeout":
             raise AirflowSensorTimeout(message)
         if status == "mismatch":
