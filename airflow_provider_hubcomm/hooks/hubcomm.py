@@ -293,6 +293,21 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
             raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
         return self._token_answer(response)
 
+    # -- batch runs ----------------------------------------------------------------------------------------
+
+    def write_statuses(self, inputs: Any, **options: Any) -> dict[str, Any]:
+        """Validate, de-duplicate and batch-write many status rows; return the run summary (JSON-able).
+
+        Streams ``inputs`` (rows, a file path/URL or ``ObjectStoragePath``) with bounded memory. The options
+        and the summary are those of :class:`~airflow_provider_hubcomm.batch.engine.BatchWriteEngine`.
+
+        :param inputs: the rows to write.
+        :param options: engine options (``column_map``, ``defaults``, ``batch_size``, ``dry_run`` …).
+        """
+        from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+
+        return BatchWriteEngine(self, **options).run(inputs)
+
     # -- Airflow integration -----------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:
