@@ -67,7 +67,10 @@ class BatchStatusSensor(BaseSensorOperator):
     * ``"all"``: every written row;
     * ``"sample"`` (default): a seeded random sample of ``sample_size`` rows of ``COMPLETE`` operations
       (reservoir sampling while streaming the rows file), plus every row of non-``COMPLETE`` operations;
-    * ``"none"``: trust ``COMPLETE`` answers; only rows of non-``COMPLETE`` operations are read back.
+    * ``"none"``: trust ``COMPLETE`` answers; only rows of non-``COMPLETE`` operations are read back (HubSpot
+      offers nothing else to poll, so ``"none"`` still waits for those rows).
+
+    A status HubSpot does not report at all counts as ``NOT_SPECIFIED``.
 
     Rows not reading back as written yet are re-read on the next poke until ``timeout``; the timeout fails
     (or with ``soft_fail`` skips) with the number of pending rows and the first of them.
@@ -98,7 +101,11 @@ class BatchStatusSensor(BaseSensorOperator):
     :param read_batch_size: subscribers per ``batch_read`` request (1 to 1,000).
     :param hubcomm_conn_id: the HubSpot connection used to read back (the writer's ``conn_id`` is in the summary).
     :param deferrable: hand the wait to :class:`~airflow_provider_hubcomm.triggers.hubcomm.BatchStatusTrigger`
-        (holds no worker slot). Defaults to ``[operators] default_deferrable``.
+        (holds no worker slot). Defaults to ``[operators] default_deferrable``. The sensor first checks once in
+        the worker and returns without deferring when everything already reads back as written; the rows
+        still outstanding go to the trigger inline (up to 5,000), otherwise the trigger re-reads the
+        summary's ``written_rows_path``, which must then be readable from the triggerer (object storage).
+        ``verify="all"`` over more than 5,000 rows defers straight away and reads everything in the trigger.
     """
 
     template_fields: Sequence[str] = ("batch",)
@@ -147,6 +154,8 @@ class BatchStatusSensor(BaseSensorOperator):
         summary = parse_summary(self.batch)
         if message := canceled_message(summary):
             raise BatchCanceledError(message)
+        if summary.get("dry_run"):
+            self.log.warning("The batch was a dry run: nothing was written, so there is nothing to read back.")
         writer = summary.get("conn_id")
         if writer and writer != self.hubcomm_conn_id:
             self.log.warning(

@@ -176,3 +176,14 @@ def test_status_changed_behind_the_runs_back_is_reported(
             "operationStatus": "COMPLETE",
         }
     ]
+
+
+def test_reschedule_mode_completes_without_memory_between_pokes(run_dag, hubcomm_fake_factory):
+    fake = hubcomm_fake_factory(batch_mode="delayed", batch_delay=DELAY)
+    run = run_dag(fake, mode="reschedule", rows=40)
+    assert run.states == {"write": "success", "verify": "success", "report": "success"}
+    assert run.tries["verify"] == 1
+    assert "TaskInstanceState.UP_FOR_RESCHEDULE" in run.transitions
+    result = run.xcom["verify"]
+    assert (result["rows_verified"], result["rows_matching"], result["pending"]) == (40, 40, 0)
+    assert result["checks"] == 1  # each poke starts again from the summary
