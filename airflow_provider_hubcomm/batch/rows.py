@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
+from airflow_provider_hubcomm import models
 from airflow_provider_hubcomm.constants import INT64_MAX
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.models import Channel, LegalBasis, StatusState, SubscriptionId, is_valid_email
@@ -38,23 +39,21 @@ _STATE_ALLOWED: Final = tuple(s.value for s in StatusState)
 _CHANNEL_ALLOWED: Final = tuple(c.value for c in Channel)
 _BASIS_ALLOWED: Final = tuple(b.value for b in LegalBasis)
 _DEFAULT_CHANNEL: Final = Channel.EMAIL.value
-
-
 #: Common spellings -> canonical value (the hot path); other spellings go through ``strip().upper()``.
 _STATES: Final = {s: v for v in _STATE_ALLOWED for s in (v, v.lower(), v.title())}
 _CHANNELS: Final = {s: v for v in _CHANNEL_ALLOWED for s in (v, v.lower(), v.title())}
 _BASES: Final = {s: v for v in _BASIS_ALLOWED for s in (v, v.lower(), v.title())}
-
 _SUBSCRIPTION_ID_ADAPTER: Final[TypeAdapter[int]] = TypeAdapter(SubscriptionId)
 _SUBSCRIPTION_ID_MESSAGE: Final = f"must be a positive whole number no greater than {INT64_MAX}"
 #: Floats below this are exact integers far from the int64 bound; bigger ones take pydantic's path.
 _FLOAT_FAST_MAX: Final = 9.0e18
-
 _repr = reprlib.Repr()
 _repr.maxstring = _repr.maxother = 80
 _repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 4
 _VALUE_MAX: Final = 90
-
+#: :func:`is_valid_email` inlined on the hot path (length + this regex); the cross-check test guards it.
+_email_fullmatch: Final = models._EMAIL_RE.fullmatch
+_EMAIL_MAX_LEN: Final = models.EMAIL_MAX_LEN
 _make_row: Callable[[type[WriteRow], tuple[Any, ...]], WriteRow] = tuple.__new__
 #: Source key of a field that no column feeds: never a key of a user mapping, so ``raw.get`` gives ``None``.
 _NO_COLUMN: Final = object()
@@ -144,11 +143,10 @@ def format_errors(errors: Sequence[RowError], total_bad: int, limit: int = 20) -
     """
     shown = errors[:limit]
     lines = [str(error) for error in shown]
-    more_rows = total_bad - len({error.row for error in shown})
+    more_rows, more = total_bad - len({error.row for error in shown}), len(errors) - len(shown)
     if more_rows > 0:
         lines.append(f"… and {more_rows} more invalid row{'s' if more_rows != 1 else ''}")
-    elif len(errors) > len(shown):
-        more = len(errors) - len(shown)
+    elif more > 0:
         lines.append(f"… and {more} more error{'s' if more != 1 else ''} in these rows")
     return "\n".join(lines)
 
@@ -314,8 +312,9 @@ class RowValidator:
             absent = (sid is None) + (state is None) + (channel is None)
             if sid is None:
                 sid = d_id
-            if (type(sid) is str and sid.isdigit() and sid.isascii()) or (
-                type(sid) is float and sid.is_integer() and 0.0 < sid < _FLOAT_FAST_MAX
+            if type(sid) is not int and (
+                (type(sid) is str and sid.isdigit() and sid.isascii())
+                or (type(sid) is float and sid.is_integer() and 0.0 < sid < _FLOAT_FAST_MAX)
             ):
                 sid = int(sid)
             try:
@@ -336,7 +335,8 @@ class RowValidator:
                 and (basis is not None or expl is None)
                 and type(sid) is int
                 and 0 < sid <= INT64_MAX
-                and is_valid_email(sub)
+                and len(sub) <= _EMAIL_MAX_LEN
+                and _email_fullmatch(sub)
                 and (accepted is None or len(raw) == 6 - absent or raw.keys() <= accepted)
             ):
                 return _make_row(WriteRow, (sub, sid, state, channel, basis, expl))
@@ -347,17 +347,15 @@ class RowValidator:
         header = tuple(raw)
         unknown = self._unknown_cache.get(header)
         if unknown is None:
-            unknown = tuple(column for column in header if column not in self._accepted)
             if len(self._unknown_cache) >= _UNKNOWN_CACHE_MAX:
                 self._unknown_cache.clear()
-            self._unknown_cache[header] = unknown
+            unknown = self._unknown_cache[header] = tuple(c for c in header if c not in self._accepted)
         return unknown
 
     def _unknown_error(self, row_number: int, column: Any) -> RowError:
-        why = "unknown column"
         source = self._sources.get(column, column)
-        if source != column:
-            why += f" ({column} is read from column {source!r} per column_map)" if source else ""
+        why = f"unknown column ({column} is read from column {source!r} per column_map)" if source else ""
+        why = why if source != column else "unknown column"
         allowed = ", ".join(self.accepted_columns)
         message = f"{why}; allowed: {allowed} (map it with column_map or pass extra_columns='ignore')"
         return RowError(row_number, column if isinstance(column, str) else repr(column), None, message)

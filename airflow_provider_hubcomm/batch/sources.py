@@ -96,6 +96,8 @@ def iter_rows(inputs: Any, *, file_format: str | None = None) -> Iterator[Row]:
         raise HubCommValidationError("inputs is a single mapping: pass a list of rows, e.g. [row]")
     if isinstance(inputs, bytes | bytearray):
         raise HubCommValidationError("inputs is bytes: pass rows, a file path or a URL")
+    if hasattr(inputs, "columns") and hasattr(inputs, "to_dict"):
+        raise HubCommValidationError("inputs is a data frame: pass df.to_dict('records'), or write it to a file")
     try:
         iterator = iter(inputs)
     except TypeError:

@@ -107,6 +107,7 @@ class TestInMemory:
             (None, "inputs is None"),
             ({"subscriberIdString": "a@b.co"}, "inputs is a single mapping: pass a list of rows"),
             (b"a,b", "inputs is bytes"),
+            (type("DataFrame", (), {"columns": ["a"], "to_dict": None})(), "pass df.to_dict('records')"),
             (42, "inputs must be rows (an iterable of mappings), a file path or a URL; got int"),
         ],
     )
