@@ -274,15 +274,25 @@ class UI:
     """The handful of UI gestures the check needs, with explicit waits."""
 
     def __init__(self, driver: Any, base: str, report: Report) -> None:
-        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.common.exceptions import (
+            ElementClickInterceptedException,
+            ElementNotInteractableException,
+            NoSuchElementException,
+            StaleElementReferenceException,
+        )
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.d = driver
         self.base = base
         self.report = report
-        self.wait = WebDriverWait(
-            driver, 20, poll_frequency=0.1, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+        # Dialogs and accordions animate: an element may exist before it takes clicks or keys; retry those.
+        transient = (
+            NoSuchElementException,
+            StaleElementReferenceException,
+            ElementNotInteractableException,
+            ElementClickInterceptedException,
         )
+        self.wait = WebDriverWait(driver, 20, poll_frequency=0.1, ignored_exceptions=transient)
 
     # locating
     def xpath(self, path: str, root: Any = None) -> Any:
@@ -302,8 +312,25 @@ class UI:
         return shown
 
     def click(self, path: str, root: Any = None) -> None:
-        self.wait.until(lambda _: (el := self.xpath(path, root)).is_displayed() and el.is_enabled())
-        self.xpath(path, root).click()
+        """Click the element at ``path`` once it is displayed, enabled and takes the click."""
+
+        def attempt(_: Any) -> bool:
+            element = self.xpath(path, root)
+            if not (element.is_displayed() and element.is_enabled()):
+                return False
+            element.click()
+            return True
+
+        self.wait.until(attempt)
+
+    def type_text(self, path: str, text: str, root: Any = None) -> None:
+        """Type ``text`` into the element at ``path`` once it takes keys."""
+
+        def attempt(_: Any) -> bool:
+            self.xpath(path, root).send_keys(text)
+            return True
+
+        self.wait.until(attempt)
 
     def field(self, dialog: Any, label: str) -> Any:
         """The field group (label + input + helper text) whose label reads ``label``."""
@@ -315,9 +342,8 @@ class UI:
     # pages
     def login(self, username: str, password: str) -> None:
         self.d.get(f"{self.base}/")
-        user = self.xpath("//input[@name='username' or @id='username' or @autocomplete='username']")
-        user.send_keys(username)
-        self.xpath("//input[@type='password']").send_keys(password)
+        self.type_text("//input[@name='username' or @id='username' or @autocomplete='username']", username)
+        self.type_text("//input[@type='password']", password)
         self.click("//button[@type='submit' or normalize-space()='Sign in' or normalize-space()='Login']")
         self.wait.until(lambda d: "/login" not in d.current_url and self.visible("//button[normalize-space()='Admin']"))
 
@@ -336,42 +362,40 @@ class UI:
         """Add Connection → fill the id → pick the HubSpot connection type; return the dialog."""
         self.click("//button[normalize-space()='Add Connection']")
         dialog = self.xpath("//*[@role='dialog']")
-        self.xpath(".//input[@name='connection_id']", dialog).send_keys(conn_id)
-        combo = self.xpath(".//input[@role='combobox']", dialog)
-        combo.send_keys(HOOK_NAME[:12])
-        option = self.xpath(f"//*[@role='option' and normalize-space()={_q(HOOK_NAME)}]")
-        option.click()
+        self.type_text(".//input[@name='connection_id']", conn_id, dialog)
+        self.type_text(".//input[@role='combobox']", HOOK_NAME[:12], dialog)
+        self.click(f"//*[@role='option' and normalize-space()={_q(HOOK_NAME)}]")
         self.wait.until(lambda _: self.visible(".//input[@name='host']", dialog))
         return dialog
 
     def open_section(self, dialog: Any, title: str) -> None:
-        button = self.xpath(f".//button[normalize-space()={_q(title)}]", dialog)
+        path = f".//button[normalize-space()={_q(title)}]"
+        button = self.xpath(path, dialog)
         if button.get_attribute("aria-expanded") != "true":
-            button.click()
+            self.click(path, dialog)
         self.wait.until(lambda _: button.get_attribute("aria-expanded") == "true")
         time.sleep(0.3)  # let the accordion animation settle before screenshots and typing
 
     def select_option(self, dialog: Any, label: str, value: str) -> None:
         """Pick ``value`` in the react-select of field ``label``."""
-        group = self.field(dialog, label)
-        combo = self.xpath(".//input[@role='combobox']", group)
-        combo.send_keys(value)
-        self.xpath(f"//*[@role='option' and normalize-space()={_q(value)}]").click()
+        self.type_text(".//input[@role='combobox']", value, self.field(dialog, label))
+        self.click(f"//*[@role='option' and normalize-space()={_q(value)}]")
 
     def save(self, dialog: Any) -> None:
         self.click(".//button[normalize-space()='Save']", dialog)
         self.wait.until(lambda d: not self.visible("//*[@role='dialog']"))
 
-    def test_button(self, conn_id: str) -> Any:
-        row = self.xpath(f"//tr[.//td[normalize-space()={_q(conn_id)}]]")
-        return self.xpath(".//button[@aria-label='Test Connection']", row)
+    @staticmethod
+    def test_button(conn_id: str) -> str:
+        """XPath of the Test Connection button in ``conn_id``'s row."""
+        return f"//tr[.//td[normalize-space()={_q(conn_id)}]]//button[@aria-label='Test Connection']"
 
     def click_test(self, conn_id: str) -> TestOutcome:
         """Reload the list, click ``conn_id``'s Test button; return the toast and the HTTP exchange behind it."""
         self.d.get(f"{self.base}/connections")
-        button = self.test_button(conn_id)
+        self.xpath(self.test_button(conn_id))
         self.d.get_log("performance")  # drop what the page load logged
-        button.click()
+        self.click(self.test_button(conn_id))
         toast = self.xpath("//*[@data-scope='toast' and @data-part='root']")
         self.wait.until(lambda _: toast.text.strip())
         title = toast.find_element("xpath", ".//*[@data-part='title']").text.strip()
@@ -468,8 +492,8 @@ def check_form(ui: UI, setup: Setup, report: Report, shots: Path | None) -> None
     placeholder = ui.xpath(".//input[@name='host']", dialog).get_attribute("placeholder")
     report.check("host placeholder", placeholder == "https://api.hubapi.com", repr(placeholder))
 
-    ui.xpath(".//input[@name='host']", dialog).send_keys(setup.fake_url)
-    ui.xpath(".//input[@name='password']", dialog).send_keys(setup.token)
+    ui.type_text(".//input[@name='host']", setup.fake_url, dialog)
+    ui.type_text(".//input[@name='password']", setup.token, dialog)
     if shots:
         screenshot(dialog, shots / "connection-form.png", report)
 
@@ -484,8 +508,8 @@ def check_form(ui: UI, setup: Setup, report: Report, shots: Path | None) -> None
     auth = ui.xpath(".//input[@name='element_auth_type']", dialog).get_attribute("value")
     report.check("auth type defaults to private_app", auth == "private_app", repr(auth))
 
-    ui.xpath(".//input[@name='element_business_unit_id']", dialog).send_keys("0")
-    ui.xpath(".//input[@name='element_requests_per_10s']", dialog).send_keys("100")
+    ui.type_text(".//input[@name='element_business_unit_id']", "0", dialog)
+    ui.type_text(".//input[@name='element_requests_per_10s']", "100", dialog)
     if shots:
         ui.d.set_window_size(1280, 1900)  # the whole dialog, not just what fits in 900 px
         time.sleep(0.3)
@@ -515,14 +539,14 @@ def add_connection(ui: UI, conn_id: str, fields: dict[str, str], auth_type: str 
     dialog = ui.open_add_dialog(conn_id)
     for name in ("host", "password"):
         if name in fields:
-            ui.xpath(f".//input[@name={_q(name)}]", dialog).send_keys(fields[name])
+            ui.type_text(f".//input[@name={_q(name)}]", fields[name], dialog)
     extras = {k: v for k, v in fields.items() if k not in ("host", "password")}
     if extras or auth_type:
         ui.open_section(dialog, "Extra Fields")
         if auth_type:
             ui.select_option(dialog, "Auth type", auth_type)
         for name, value in extras.items():
-            ui.xpath(f".//input[@name={_q('element_' + name)}]", dialog).send_keys(value)
+            ui.type_text(f".//input[@name={_q('element_' + name)}]", value, dialog)
     ui.save(dialog)
 
 
@@ -678,7 +702,8 @@ def run(shots: Path | None, *, login: bool = False, keep: bool = False) -> Repor
     except Exception as err:
         message = getattr(err, "msg", None) or str(err)  # Selenium errors: drop the native stack
         report.check("run", False, f"{type(err).__name__}: {message}")
-        traceback.print_exc(limit=-4)
+        ours = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == __file__]
+        print("".join(traceback.format_list(ours)), file=sys.stderr)
         for proc in procs:
             print(f"--- {proc.name} log tail ---\n{proc.tail()}", file=sys.stderr)
     finally:
