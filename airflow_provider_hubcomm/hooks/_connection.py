@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,6 +17,8 @@ from airflow_provider_hubcomm.exceptions import HubCommConfigError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AUTH_TYPES", "ConnectionConfig", "config_from_connection"]
 
@@ -85,14 +88,20 @@ def _base_url(conn: Connection) -> str:
     if not host:
         return DEFAULT_BASE_URL
     if "://" not in host:
-        scheme = (conn.schema or "").strip().lower()
-        host = f"{scheme if scheme in ('http', 'https') else 'https'}://{host}"
+        # TLS unless the host itself says http://: the schema field never downgrades to plain HTTP.
+        host = f"https://{host}"
     scheme, _, rest = host.partition("://")
     if scheme.lower() not in ("http", "https"):
         raise _fail(conn.conn_id, "host", f"must be an http(s) URL, got scheme {scheme!r}")
     if conn.port and ":" not in rest.split("/", 1)[0]:
         netloc, sep, path = rest.partition("/")
         rest = f"{netloc}:{conn.port}{sep}{path}"
+    if scheme.lower() == "http":
+        log.warning(
+            "HubSpot connection %r uses plain HTTP (%s): only meant for a local fake; tokens travel unencrypted.",
+            conn.conn_id,
+            host.split("/", 3)[2] if host.count("/") >= 2 else host,
+        )
     return f"{scheme.lower()}://{rest}".rstrip("/")
 
 

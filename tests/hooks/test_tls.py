@@ -82,3 +82,15 @@ def test_self_signed_certificate_is_refused_without_retries(tls_server: int, mon
 def test_host_without_scheme_means_https(monkeypatch: pytest.MonkeyPatch) -> None:
     set_conn(monkeypatch, host="127.0.0.1:9", password=TOKEN)
     assert HubCommHook().config.base_url.startswith("https://")
+
+
+def test_schema_field_never_downgrades_to_plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", f"hubcomm://:{TOKEN}@127.0.0.1:8080/http")
+    assert HubCommHook().config.base_url == "https://127.0.0.1:8080"
+
+
+def test_explicit_http_host_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    set_conn(monkeypatch, host="http://127.0.0.1:8080", password=TOKEN)
+    assert HubCommHook().config.base_url == "http://127.0.0.1:8080"
+    assert "plain HTTP" in caplog.text
+    assert TOKEN not in caplog.text
