@@ -251,15 +251,16 @@ class BatchWriteEngine:
         batch_size = self.batch_size
         chunk: list[tuple[int, WriteRow]] = []
         if self.dry_run:
-            for row, write, superseded in spool.records():
+            would_send = duplicates = 0
+            for _, _, superseded in spool.records():
                 if superseded:
-                    account.skipped["duplicate"] += 1
-                    continue
-                account.skip(row, write, "dry_run")
-                self._plan["rows_to_send"] += 1
-                if not self._plan["rows_to_send"] % 10_000:
-                    progress.maybe_log()
-            self._plan["chunks"] = math.ceil(self._plan["rows_to_send"] / batch_size)
+                    duplicates += 1
+                else:
+                    would_send += 1
+            account.skipped["duplicate"] += duplicates
+            account.skipped["dry_run"] += would_send
+            self._plan["rows_to_send"] = would_send
+            self._plan["chunks"] = math.ceil(would_send / batch_size)
             return None
         hook = self.hook
         # Build the shared client, limiter and retry policy here: connection lookup stays in the task thread
