@@ -177,7 +177,7 @@ class BatchWriteEngine:
         skip = self.on_invalid == "skip"
         requests0, retries0 = self._counters()
         spool: Spool | None = None
-        aborted: tuple[BaseException, Reason] | None = None
+        aborted: BaseException | None = None
         try:
             checked = validate_rows(
                 iter_rows(inputs, file_format=self.file_format),
@@ -232,9 +232,8 @@ class BatchWriteEngine:
         )
         log_summary(summary)
         if aborted is not None:
-            err, reason = aborted
-            message = f"Batch run aborted: {reason.key}\nSummary: {summary_text(summary)}"
-            raise BatchAbortedError(message, summary) from err
+            message = f"Batch run aborted by {type(aborted).__name__}: {aborted}\nSummary: {summary_text(summary)}"
+            raise BatchAbortedError(message, summary) from aborted
         check_thresholds(summary, self.max_failed_rows, self.max_failed_ratio)
         return summary
 
@@ -245,8 +244,8 @@ class BatchWriteEngine:
 
     # -- send pass ---------------------------------------------------------------------------------------------
 
-    def _send(self, spool: Spool, account: RunAccount) -> tuple[BaseException, Reason] | None:
-        """Stream the spool into chunks and send them; return ``(error, reason)`` when the run aborted."""
+    def _send(self, spool: Spool, account: RunAccount) -> BaseException | None:
+        """Stream the spool into chunks and send them; return the fatal error when the run aborted."""
         progress = Progress(account, self.progress_interval)
         batch_size = self.batch_size
         chunk: list[tuple[int, WriteRow]] = []
@@ -268,15 +267,15 @@ class BatchWriteEngine:
         _ = hook.client, hook.rate_limiter, hook.retry_policy
         in_flight: dict[Future[ChunkResult], list[tuple[int, WriteRow]]] = {}
         max_in_flight = 2 * self.max_concurrency
-        abort: list[Any] = []  # [error, reason] once fatal
+        abort: list[Any] = []  # [error, reason, not-sent reason] once fatal
 
         def settle() -> None:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
                 rows = in_flight.pop(future)
-                if future.cancelled():
+                if future.cancelled():  # defensive: futures are only cancelled on abort, and popped there
                     for row, write in rows:
-                        account.fail(row, write, abort[1])
+                        account.fail(row, write, abort[2] if abort else Reason(None, "not sent: chunk cancelled"))
                     continue
                 result = future.result()
                 account.apply(result)
@@ -332,7 +331,7 @@ class BatchWriteEngine:
                     future.cancel()
                 raise
         progress.maybe_log(final=True)
-        return (abort[0], abort[1]) if abort else None
+        return abort[0] if abort else None
 
 
 def _not_sent(reason: Reason) -> Reason:

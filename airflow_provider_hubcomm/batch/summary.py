@@ -10,6 +10,12 @@ Files (see :mod:`~airflow_provider_hubcomm.batch.outputs`):
   skipped as ``invalid`` or ``resubscribe_not_allowed`` (``"outcome": "skipped"``, with ``"reason"``).
   Duplicates and unchanged rows need nothing and are only counted;
 * the written-rows manifest lists every written row with the operation (chunk) that wrote it.
+
+Additions to the contract's schema (all optional for readers): ``allow_resubscribe``; ``plan``
+(``rows_to_send``, ``chunks``, ``batch_size``, ``max_concurrency``: what a dry run would send);
+``skipped_by_reason.dry_run``; ``operations.canceled_truncated``; ``row`` (input row number) in manifest
+lines; ``reason`` and ``errors`` in failed-rows lines of skipped rows. ``requests`` counts HTTP answers
+received (batch writes, status reads and retried attempts that got an answer); ``retries`` counts retries.
 """
 
 from __future__ import annotations
