@@ -139,10 +139,11 @@ class StatusWrite(StatusUpdate):
     @field_validator("subscriber_id_string", mode="before")
     @classmethod
     def _email(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = value.strip()
-            if not is_valid_email(value):
-                raise ValueError("must be an e-mail address (HubSpot's subscriberIdString)")
+        if not isinstance(value, str):
+            raise ValueError("must be a string holding an e-mail address (HubSpot's subscriberIdString)")
+        value = value.strip()
+        if not is_valid_email(value):
+            raise ValueError("must be an e-mail address (HubSpot's subscriberIdString)")
         return value
 
 

@@ -35,6 +35,8 @@ class TestStatusWrite:
             ("subscriptionId", 1.5, "whole number"),
             ("channel", "SMS", "'EMAIL'"),
             ("subscriberIdString", "not-an-email", "e-mail address"),
+            ("subscriberIdString", b"a@b.co", "must be a string"),
+            ("subscriberIdString", 42, "must be a string"),
             ("legalBasis", "GDPR", "CONSENT_WITH_NOTICE"),
         ],
     )
