@@ -171,14 +171,9 @@ def test_relative_token_url_follows_the_https_host(extra: dict[str, str]) -> Non
     assert config.token_url.startswith("https://api.hubapi.com/oauth/")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hooks/_connection.py _base_url: a scheme-less host takes its scheme from the connection's "
-    "'schema' field (hidden in the UI), so schema='http' - or the URI path '/http' - silently sends the token "
-    "over plain HTTP; only an explicit http:// host should",
-)
 @pytest.mark.parametrize("form", ["json", "uri"])
 def test_hidden_schema_field_does_not_downgrade_to_plain_http(form: str, plain_server: Server) -> None:
+    """The connection's ``schema`` (hidden in the UI; the path of a URI) must not switch TLS off (fixed in 17d459f)."""
     host = f"127.0.0.1:{plain_server.port}"
     if form == "json":
         connection = Connection(conn_id="t", conn_type="hubcomm", host=host, schema="http", password=TOKEN)
