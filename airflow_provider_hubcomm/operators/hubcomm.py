@@ -24,6 +24,7 @@ __all__ = [
     "UnsubscribeAllOperator",
 ]
 
+_RESUBSCRIBE = "would re-subscribe an UNSUBSCRIBED contact"
 _ENUMS: dict[str, type[Any]] = {"statusState": StatusState, "channel": Channel, "legalBasis": LegalBasis}
 
 
@@ -165,15 +166,7 @@ class SetStatusOperator(HubCommBaseOperator):
                     f"refusing to re-subscribe {subscriber} to subscription {update.subscription_id}: HubSpot has "
                     "it UNSUBSCRIBED (the contact opted out). Nothing was sent. Pass allow_resubscribe=True only "
                     "with the contact's explicit permission.",
-                    [
-                        {
-                            "row": None,
-                            "field": "statusState",
-                            "value": "SUBSCRIBED",
-                            "message": "would re-subscribe an UNSUBSCRIBED contact",
-                            "allowed": None,
-                        }
-                    ],
+                    [{"row": None, "field": "statusState", "value": "SUBSCRIBED", "message": _RESUBSCRIBE}],
                 )
 
     def execute(self, context: Context) -> dict[str, Any]:
