@@ -47,6 +47,8 @@ class RateLimiter:
 
     :param requests_per_window: the account's budget; ``None`` learns it from response headers, starting at
         a budget safely under HubSpot's smallest tier.
+    :param share: the fraction of that budget this limiter may use (``0.25`` when four tasks share one app's
+        budget); applies to the configured and to the learned budget alike.
     :param window: window length in seconds.
     :param safety: seconds added to every window so client/server timing jitter never tips a request into a
         full server window.
@@ -57,14 +59,18 @@ class RateLimiter:
         self,
         requests_per_window: int | None = None,
         *,
+        share: float = 1.0,
         window: float = RATE_LIMIT_WINDOW,
         safety: float = RATE_LIMIT_SAFETY,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if requests_per_window is not None and requests_per_window < 1:
             raise ValueError("requests_per_window must be at least 1")
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
         self.configured = requests_per_window
-        self.limit = requests_per_window or DEFAULT_REQUESTS_PER_10S
+        self.share = share
+        self.limit = self._portion(requests_per_window or DEFAULT_REQUESTS_PER_10S)
         self.window = window
         self.safety = safety
         self._clock = clock
@@ -74,7 +80,12 @@ class RateLimiter:
         self.waited_seconds = 0.0
 
     def __repr__(self) -> str:
-        return f"RateLimiter(limit={self.limit}, window={self.window}, configured={self.configured})"
+        return (
+            f"RateLimiter(limit={self.limit}, window={self.window}, configured={self.configured}, share={self.share})"
+        )
+
+    def _portion(self, budget: int) -> int:
+        return max(1, int(budget * self.share))
 
     def reserve(self) -> float:
         """Book the next start slot and return how many seconds the caller must wait for it."""
@@ -122,7 +133,7 @@ class RateLimiter:
             if interval and interval > 0 and self.configured is None:
                 self.window = interval / 1000.0
             wanted = server_max if self.configured is None else min(self.configured, server_max)
-            self._resize(wanted)
+            self._resize(self._portion(wanted))
             if remaining is None:
                 return
             now = self._clock()

@@ -79,3 +79,17 @@ class TestRateLimiter:
         await limiter.aacquire()
         await limiter.aacquire()
         assert limiter.waited_seconds > 0.02
+
+
+class TestShare:
+    def test_share_scales_configured_and_learned_budget(self) -> None:
+        limiter = RateLimiter(190, share=0.25, clock=Clock())
+        assert limiter.limit == 47
+        learned = RateLimiter(None, share=0.5, clock=Clock())
+        learned.observe({"x-hubspot-ratelimit-max": "100", "x-hubspot-ratelimit-interval-milliseconds": "10000"})
+        assert learned.limit == 50
+
+    @pytest.mark.parametrize("share", [0, -0.5, 1.5])
+    def test_share_must_be_a_fraction(self, share: float) -> None:
+        with pytest.raises(ValueError, match="share"):
+            RateLimiter(100, share=share)

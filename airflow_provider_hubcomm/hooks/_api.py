@@ -18,13 +18,14 @@ from airflow_provider_hubcomm.constants import (
     SET_STATUS_VERSION,
     UNSUBSCRIBE_ALL_VERSION,
 )
-from airflow_provider_hubcomm.exceptions import HubCommError
+from airflow_provider_hubcomm.exceptions import HubCommError, HubCommValidationError
 from airflow_provider_hubcomm.models import (
     BatchReadResponse,
     BatchWriteResponse,
     Channel,
     DefinitionsResponse,
     StatusResponse,
+    StatusState,
     StatusUpdate,
     StatusWrite,
     WideStatusResponse,
@@ -63,6 +64,30 @@ def _params(channel: Channel | str, business_unit_id: int | None, **more: Any) -
         params["businessUnitId"] = int(business_unit_id)
     params.update({k: v for k, v in more.items() if v is not None})
     return params
+
+
+def _guarded(update: StatusUpdate, allow_resubscribe: bool) -> bool:
+    return not allow_resubscribe and update.status_state is StatusState.SUBSCRIBED
+
+
+def _refuse_resubscribe(subscriber_id: str, update: StatusUpdate, current: StatusResponse) -> None:
+    """Raise when ``current`` shows the subscription UNSUBSCRIBED: the write would re-subscribe an opt-out."""
+    for status in current.results:
+        if status.subscription_id == update.subscription_id and (status.status or "").upper() == "UNSUBSCRIBED":
+            raise HubCommValidationError(
+                f"refusing to re-subscribe {subscriber_id} to subscription {update.subscription_id}: HubSpot has it "
+                "UNSUBSCRIBED (the contact opted out). Nothing was sent. Pass allow_resubscribe=True only with the "
+                "contact's explicit permission.",
+                [
+                    {
+                        "row": None,
+                        "field": "statusState",
+                        "value": "SUBSCRIBED",
+                        "message": "would re-subscribe an UNSUBSCRIBED contact",
+                        "allowed": None,
+                    }
+                ],
+            )
 
 
 class HubCommAPIMixin:
@@ -127,20 +152,31 @@ class HubCommAPIMixin:
         path = f"{PATH_PREFIX}/{READ_VERSION}/definitions"
         return _Call("GET", path, DefinitionsResponse, params=params or None)
 
-    def set_status(self, subscriber_id: str, update: StatusUpdate) -> StatusResponse:
+    def set_status(self, subscriber_id: str, update: StatusUpdate, *, allow_resubscribe: bool = True) -> StatusResponse:
         """Set one subscription status of one subscriber (``POST …/2026-03/statuses/{id}``).
 
         :param subscriber_id: the subscriber's e-mail address.
         :param update: the status to set.
+        :param allow_resubscribe: with ``False``, a ``SUBSCRIBED`` write first reads the subscriber's statuses
+            and raises :class:`~airflow_provider_hubcomm.exceptions.HubCommValidationError`, sending nothing,
+            when HubSpot has that subscription ``UNSUBSCRIBED`` (the contact opted out).
         """
+        if _guarded(update, allow_resubscribe):
+            _refuse_resubscribe(subscriber_id, update, self.get_statuses(subscriber_id, channel=update.channel))
         return self._execute(self._set_status_call(subscriber_id, update))
 
-    async def aset_status(self, subscriber_id: str, update: StatusUpdate) -> StatusResponse:
+    async def aset_status(
+        self, subscriber_id: str, update: StatusUpdate, *, allow_resubscribe: bool = True
+    ) -> StatusResponse:
         """Async twin of :meth:`set_status`.
 
         :param subscriber_id: the subscriber's e-mail address.
         :param update: the status to set.
+        :param allow_resubscribe: see :meth:`set_status`.
         """
+        if _guarded(update, allow_resubscribe):
+            current = await self.aget_statuses(subscriber_id, channel=update.channel)
+            _refuse_resubscribe(subscriber_id, update, current)
         return await self._aexecute(self._set_status_call(subscriber_id, update))
 
     def batch_write(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> BatchWriteResponse:

@@ -56,6 +56,8 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
     :param timeout: overrides the connection's ``timeout`` extra (seconds).
     :param max_retries: overrides the connection's ``max_retries`` extra.
     :param requests_per_10s: overrides the connection's ``requests_per_10s`` extra (the account's budget).
+    :param rate_limit_share: fraction of the budget this hook may use, e.g. ``0.25`` when four tasks run at
+        once against one HubSpot app (each task process has its own limiter).
     :param retry_sleep: sync sleep used between retries (tests pass a no-op).
     :param retry_asleep: async sleep used between retries.
     """
@@ -75,6 +77,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
         timeout: float | None = None,
         max_retries: int | None = None,
         requests_per_10s: int | None = None,
+        rate_limit_share: float | None = None,
         retry_sleep: Callable[[float], None] | None = None,
         retry_asleep: Callable[[float], Awaitable[None]] | None = None,
         **kwargs: Any,
@@ -89,6 +92,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
             "max_retries": max_retries,
             "requests_per_10s": requests_per_10s,
         }
+        self._rate_limit_share = rate_limit_share
         self._retry_sleep = retry_sleep
         self._retry_asleep = retry_asleep
         self._stats_lock = threading.Lock()
@@ -123,7 +127,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
     @cached_property
     def rate_limiter(self) -> RateLimiter:
         """The limiter shared by every request of this hook (sync and async)."""
-        return RateLimiter(self.config.requests_per_10s)
+        return RateLimiter(self.config.requests_per_10s, share=self._rate_limit_share or 1.0)
 
     @cached_property
     def retry_policy(self) -> RetryPolicy:

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
 from airflow_provider_hubcomm.exceptions import HubCommError, HubCommValidationError
-from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.models import Channel, LegalBasis, StatusState, StatusUpdate, StatusWrite, is_valid_email
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 __all__ = [
     "BatchWriteStatusesOperator",
@@ -24,7 +25,6 @@ __all__ = [
     "UnsubscribeAllOperator",
 ]
 
-_RESUBSCRIBE = "would re-subscribe an UNSUBSCRIBED contact"
 _ENUMS: dict[str, type[Any]] = {"statusState": StatusState, "channel": Channel, "legalBasis": LegalBasis}
 
 
@@ -62,18 +62,36 @@ class HubCommBaseOperator(BaseOperator):
     ``execute``. Tests may assign a pre-built hook: ``op.hook = HubCommHook(transport=...)``.
 
     :param hubcomm_conn_id: the ``hubcomm`` connection to use.
+    :param requests_per_10s: the account's rate budget, overriding the connection's ``requests_per_10s``.
+    :param rate_limit_share: the fraction of the budget this task may use (``0.25`` when four mapped tasks
+        run at once against the same HubSpot app: each task process has its own rate limiter).
     """
 
     ui_color = "#ff7a59"
 
-    def __init__(self, *, hubcomm_conn_id: str = DEFAULT_CONN_ID, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        hubcomm_conn_id: str = DEFAULT_CONN_ID,
+        requests_per_10s: int | None = None,
+        rate_limit_share: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.hubcomm_conn_id = hubcomm_conn_id
+        self.requests_per_10s = requests_per_10s
+        self.rate_limit_share = rate_limit_share
 
     @cached_property
     def hook(self) -> HubCommHook:
-        """The hook for :attr:`hubcomm_conn_id`."""
-        return HubCommHook(hubcomm_conn_id=self.hubcomm_conn_id)
+        """The hook for :attr:`hubcomm_conn_id` (imported here: DAG files that import this stay light)."""
+        from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+        return HubCommHook(
+            hubcomm_conn_id=self.hubcomm_conn_id,
+            requests_per_10s=self.requests_per_10s,
+            rate_limit_share=self.rate_limit_share,
+        )
 
 
 class SetStatusOperator(HubCommBaseOperator):
@@ -158,24 +176,11 @@ class SetStatusOperator(HubCommBaseOperator):
             raise _validation_error(err) from None
         return subscriber, StatusUpdate.model_validate(write.model_dump(exclude={"subscriber_id_string"}))
 
-    def _refuse_resubscribe(self, subscriber: str, update: StatusUpdate) -> None:
-        current = self.hook.get_statuses(subscriber, channel=update.channel)
-        for status in current.results:
-            if status.subscription_id == update.subscription_id and (status.status or "").upper() == "UNSUBSCRIBED":
-                raise HubCommValidationError(
-                    f"refusing to re-subscribe {subscriber} to subscription {update.subscription_id}: HubSpot has "
-                    "it UNSUBSCRIBED (the contact opted out). Nothing was sent. Pass allow_resubscribe=True only "
-                    "with the contact's explicit permission.",
-                    [{"row": None, "field": "statusState", "value": "SUBSCRIBED", "message": _RESUBSCRIBE}],
-                )
-
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate, check the re-subscribe guardrail, write the status; return HubSpot's answer."""
         subscriber, update = self._update()
         try:
-            if update.status_state is StatusState.SUBSCRIBED and not self.allow_resubscribe:
-                self._refuse_resubscribe(subscriber, update)
-            answer = self.hook.set_status(subscriber, update)
+            answer = self.hook.set_status(subscriber, update, allow_resubscribe=self.allow_resubscribe)
         finally:
             self.hook.close()
         reasons = sorted({s.set_status_success_reason or "n/a" for s in answer.results})

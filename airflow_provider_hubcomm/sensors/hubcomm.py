@@ -40,11 +40,12 @@ from airflow_provider_hubcomm.batch.verify_state import (
 )
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID, MAX_BATCH_SIZE
 from airflow_provider_hubcomm.exceptions import HubCommError
-from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.triggers.hubcomm import BatchStatusTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 __all__ = ["BatchStatusSensor"]
 
@@ -99,6 +100,8 @@ class BatchStatusSensor(BaseSensorOperator):
     :param sample_seed: seed of the sample; the same seed picks the same rows on every poke.
     :param fail_on_mismatch: fail as soon as a mismatch is confirmed (see above).
     :param read_batch_size: subscribers per ``batch_read`` request (1 to 1,000).
+    :param requests_per_10s: the account's rate budget, overriding the connection's ``requests_per_10s``.
+    :param rate_limit_share: the fraction of the budget this sensor may use (see the operators).
     :param hubcomm_conn_id: the HubSpot connection used to read back (the writer's ``conn_id`` is in the summary).
     :param deferrable: hand the wait to :class:`~airflow_provider_hubcomm.triggers.hubcomm.BatchStatusTrigger`
         (holds no worker slot). Defaults to ``[operators] default_deferrable``. The sensor first checks once in
@@ -121,6 +124,8 @@ class BatchStatusSensor(BaseSensorOperator):
         fail_on_mismatch: bool = True,
         read_batch_size: int = DEFAULT_READ_BATCH_SIZE,
         hubcomm_conn_id: str = DEFAULT_CONN_ID,
+        requests_per_10s: int | None = None,
+        rate_limit_share: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -139,6 +144,8 @@ class BatchStatusSensor(BaseSensorOperator):
         self.fail_on_mismatch = fail_on_mismatch
         self.read_batch_size = read_batch_size
         self.hubcomm_conn_id = hubcomm_conn_id
+        self.requests_per_10s = requests_per_10s
+        self.rate_limit_share = rate_limit_share
         self.deferrable = deferrable
         self._state: VerificationState | None = None
         self._last_result: dict[str, Any] | None = None
@@ -146,7 +153,11 @@ class BatchStatusSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> HubCommHook:
         """The hook used to read statuses back."""
-        return HubCommHook(self.hubcomm_conn_id)
+        from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+        return HubCommHook(
+            self.hubcomm_conn_id, requests_per_10s=self.requests_per_10s, rate_limit_share=self.rate_limit_share
+        )
 
     # -- one check ----------------------------------------------------------------------------------------
 
@@ -303,6 +314,8 @@ class BatchStatusSensor(BaseSensorOperator):
         self.defer(
             trigger=BatchStatusTrigger(
                 hubcomm_conn_id=self.hubcomm_conn_id,
+                requests_per_10s=self.requests_per_10s,
+                rate_limit_share=self.rate_limit_share,
                 meta=meta,
                 poke_interval=float(self.poke_interval),
                 deadline=started + self.timeout,

@@ -25,10 +25,11 @@ from airflow_provider_hubcomm.batch.verify_state import (
     timeout_message,
 )
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
-from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 if TYPE_CHECKING:
     import httpx
+
+    from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 __all__ = ["BatchStatusTrigger"]
 
@@ -54,6 +55,8 @@ class BatchStatusTrigger(BaseTrigger):
     finds everything done in the worker it does not defer at all.
 
     :param hubcomm_conn_id: the HubSpot connection.
+    :param requests_per_10s: the account's rate budget, overriding the connection's.
+    :param rate_limit_share: the fraction of the budget this trigger may use.
     :param meta: check settings and the summary's operations (see ``batch.verify.build_result``).
     :param poke_interval: seconds between checks.
     :param deadline: epoch seconds after which the trigger reports a timeout.
@@ -69,6 +72,8 @@ class BatchStatusTrigger(BaseTrigger):
         self,
         *,
         hubcomm_conn_id: str = DEFAULT_CONN_ID,
+        requests_per_10s: int | None = None,
+        rate_limit_share: float | None = None,
         meta: dict[str, Any],
         poke_interval: float,
         deadline: float,
@@ -83,6 +88,8 @@ class BatchStatusTrigger(BaseTrigger):
         if state is None and not rows_path:
             raise ValueError("BatchStatusTrigger needs a hand-over state or a rows_path")
         self.hubcomm_conn_id = hubcomm_conn_id
+        self.requests_per_10s = requests_per_10s
+        self.rate_limit_share = rate_limit_share
         self.meta = meta
         self.poke_interval = float(poke_interval)
         self.deadline = float(deadline)
@@ -99,6 +106,8 @@ class BatchStatusTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "hubcomm_conn_id": self.hubcomm_conn_id,
+                "requests_per_10s": self.requests_per_10s,
+                "rate_limit_share": self.rate_limit_share,
                 "meta": self.meta,
                 "poke_interval": self.poke_interval,
                 "deadline": self.deadline,
@@ -111,7 +120,14 @@ class BatchStatusTrigger(BaseTrigger):
         )
 
     def _hook(self) -> HubCommHook:
-        return HubCommHook(self.hubcomm_conn_id, async_transport=self._async_transport)
+        from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+        return HubCommHook(
+            self.hubcomm_conn_id,
+            async_transport=self._async_transport,
+            requests_per_10s=self.requests_per_10s,
+            rate_limit_share=self.rate_limit_share,
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check, sleep, repeat; yield one event. The hook's async client is closed in every case."""

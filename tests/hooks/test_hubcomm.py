@@ -18,6 +18,7 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommRequestRejectedError,
     HubCommResponseValidationError,
     HubCommServerError,
+    HubCommValidationError,
 )
 from airflow_provider_hubcomm.hooks.hubcomm import USER_AGENT, HubCommHook
 from airflow_provider_hubcomm.models import StatusUpdate, StatusWrite
@@ -554,3 +555,48 @@ class TestRateLimiterIntegration:
         hook = make_hook(rec)
         hook.get_statuses("a@b.co")
         assert hook.rate_limiter.limit == 50
+
+
+@pytest.mark.usefixtures("private_conn")
+class TestResubscribeGuard:
+    @staticmethod
+    def answer(current: str) -> Recorder:
+        def respond(request: httpx.Request, n: int) -> httpx.Response:
+            if request.method == "GET":
+                statuses = [{"subscriptionId": 101, "status": current}, {"subscriptionId": 102, "status": "SUBSCRIBED"}]
+                return httpx.Response(200, json={"status": "COMPLETE", "results": statuses})
+            return ok_status()
+
+        return Recorder(respond)
+
+    def test_refuses_and_sends_nothing(self) -> None:
+        rec = self.answer("UNSUBSCRIBED")
+        subscribe = StatusUpdate(statusState="SUBSCRIBED", subscriptionId=101)
+        with pytest.raises(HubCommValidationError, match="allow_resubscribe=True"):
+            make_hook(rec).set_status("a@b.co", subscribe, allow_resubscribe=False)
+        assert [r.method for r in rec.requests] == ["GET"]
+
+    async def test_async_twin_refuses_too(self) -> None:
+        rec = self.answer("UNSUBSCRIBED")
+        subscribe = StatusUpdate(statusState="SUBSCRIBED", subscriptionId=101)
+        hook = make_hook(rec)
+        with pytest.raises(HubCommValidationError):
+            await hook.aset_status("a@b.co", subscribe, allow_resubscribe=False)
+        await hook.aclose()
+        assert [r.method for r in rec.requests] == ["GET"]
+
+    @pytest.mark.parametrize(
+        ("current", "state", "allow"),
+        [
+            ("NOT_SPECIFIED", "SUBSCRIBED", False),
+            ("UNSUBSCRIBED", "SUBSCRIBED", True),
+            ("UNSUBSCRIBED", "UNSUBSCRIBED", False),
+        ],
+    )
+    def test_writes_when_not_a_resubscribe_or_allowed(self, current: str, state: str, allow: bool) -> None:
+        rec = self.answer(current)
+        make_hook(rec).set_status(
+            "a@b.co", StatusUpdate(statusState=state, subscriptionId=101), allow_resubscribe=allow
+        )
+        assert rec.requests[-1].method == "POST"
+        assert len(rec.requests) == (2 if state == "SUBSCRIBED" and not allow else 1)
