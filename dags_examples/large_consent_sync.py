@@ -22,11 +22,9 @@ its own client-side limiter, which cannot see the others. Two settings keep the 
 
       airflow pools set hubspot_api 4 "HubSpot API: tasks sharing the account's rate budget"
 
-* each task's limiter gets ``requests_per_10s // pool slots`` of the budget written on the connection (its
-  ``requests_per_10s`` extra; without one, the provider's default of 90). ``HUBCOMM_POOL_SLOTS`` must equal
-  the pool's slots (a DAG file cannot read the pool at parse time). The operators have no
-  ``requests_per_10s`` argument, so the two small subclasses below give their hook the share; everything
-  else is the provider's code.
+* each task's limiter gets ``rate_limit_share=1 / pool slots`` of the budget: the connection's
+  ``requests_per_10s`` extra, or what HubSpot's rate-limit headers announce. ``HUBCOMM_POOL_SLOTS`` must
+  equal the pool's slots (a DAG file cannot read the pool at parse time).
 
 If the numbers are off anyway (another integration uses the same app), the hook's limiter also books the
 usage it sees in HubSpot's ``X-HubSpot-RateLimit-Remaining`` headers and honours ``Retry-After`` on a 429:
@@ -55,15 +53,12 @@ import re
 import tempfile
 from contextlib import ExitStack, closing
 from datetime import datetime
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import DAG, BaseHook, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_hubcomm.constants import DEFAULT_REQUESTS_PER_10S
-from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator
 from airflow_provider_hubcomm.sensors import BatchStatusSensor
 
@@ -108,35 +103,9 @@ def partition_of(email: Any, partitions: int) -> int:
 
 
 # [START howto_hubcomm_shared_rate_budget]
-class SharedBudgetMixin:
-    """Give this task's hook ``1 / POOL_SLOTS`` of the account's rate budget (the connection's ``requests_per_10s``).
-
-    Up to ``POOL_SLOTS`` tasks of the pool run at once, each in its own process with its own limiter; with a
-    share each, their sum stays within the account's budget.
-    """
-
-    hubcomm_conn_id: str
-    log: Any
-
-    @cached_property
-    def hook(self) -> HubCommHook:
-        """Return the hook of this task, limited to ``budget // POOL_SLOTS`` requests per 10 s."""
-        budget = HubCommHook(self.hubcomm_conn_id).config.requests_per_10s or DEFAULT_REQUESTS_PER_10S
-        share = max(1, budget // POOL_SLOTS)
-        self.log.info(
-            "Rate budget: %d of the account's %d requests per 10 s (%d pool slots).", share, budget, POOL_SLOTS
-        )
-        return HubCommHook(self.hubcomm_conn_id, requests_per_10s=share)
-
-
-class SharedBudgetBatchWriteOperator(SharedBudgetMixin, BatchWriteStatusesOperator):
-    """``BatchWriteStatusesOperator`` with a share of the rate budget."""
-
-
-class SharedBudgetBatchStatusSensor(SharedBudgetMixin, BatchStatusSensor):
-    """``BatchStatusSensor`` with a share of the rate budget."""
-
-
+#: Up to POOL_SLOTS HubSpot tasks run at once, each in its own process with its own limiter: each uses
+#: 1 / POOL_SLOTS of the budget (configured on the connection, or learned from HubSpot's headers).
+RATE_LIMIT_SHARE = 1 / POOL_SLOTS
 # [END howto_hubcomm_shared_rate_budget]
 
 
@@ -196,9 +165,10 @@ with DAG(
     # [END howto_hubcomm_extract_partitions]
 
     # [START howto_hubcomm_mapped_batch_write]
-    write = SharedBudgetBatchWriteOperator.partial(
+    write = BatchWriteStatusesOperator.partial(
         task_id="write_partition",
-        pool=POOL,  # at most POOL_SLOTS HubSpot tasks at once, each with budget // POOL_SLOTS
+        pool=POOL,  # at most POOL_SLOTS HubSpot tasks at once, each with 1 / POOL_SLOTS of the budget
+        rate_limit_share=RATE_LIMIT_SHARE,
         hubcomm_conn_id=HUBCOMM_CONN_ID,
         column_map=COLUMN_MAP,
         on_invalid="skip",
@@ -209,9 +179,10 @@ with DAG(
     ).expand(inputs=partitions)
     # [END howto_hubcomm_mapped_batch_write]
 
-    verify = SharedBudgetBatchStatusSensor.partial(
+    verify = BatchStatusSensor.partial(
         task_id="verify_partition",
         pool=POOL,
+        rate_limit_share=RATE_LIMIT_SHARE,
         hubcomm_conn_id=HUBCOMM_CONN_ID,
         verify="sample",
         sample_size=250,

@@ -263,7 +263,12 @@ def test_shared_budget_split(monkeypatch, hubcomm_fake):
     """Each mapped task's hook gets the connection's requests_per_10s divided by the pool's slots."""
     module = load_example("large_consent_sync")
     use_fake(monkeypatch, hubcomm_fake, requests_per_10s=190)
-    writer = module.SharedBudgetBatchWriteOperator(task_id="w", inputs=[])
-    sensor = module.SharedBudgetBatchStatusSensor(task_id="s", batch={})
+    dag = module.dag if hasattr(module, "dag") else next(v for v in vars(module).values() if type(v).__name__ == "DAG")
+    writer = dag.get_task("write_partition")
+    sensor = dag.get_task("verify_partition")
+    assert writer.partial_kwargs["rate_limit_share"] == 1 / module.POOL_SLOTS
+    assert sensor.partial_kwargs["rate_limit_share"] == 1 / module.POOL_SLOTS
+    writer = module.BatchWriteStatusesOperator(task_id="w", inputs=[], rate_limit_share=module.RATE_LIMIT_SHARE)
+    sensor = module.BatchStatusSensor(task_id="s", batch={}, rate_limit_share=module.RATE_LIMIT_SHARE)
     assert writer.hook.rate_limiter.limit == 190 // module.POOL_SLOTS
     assert sensor.hook.rate_limiter.limit == 190 // module.POOL_SLOTS
