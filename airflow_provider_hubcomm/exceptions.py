@@ -8,6 +8,7 @@
     ├── HubCommConnectionError          no answer: connect error, timeout, dropped connection
     ├── HubCommResponseValidationError  an answer that is not the JSON HubSpot promises
     ├── HubCommThresholdError           a batch run failed more rows than allowed
+    ├── BatchAbortedError               a fatal error stopped a batch run midway (summary attached)
     └── HubCommAPIError                 HubSpot answered with an error status
         ├── HubCommAuthError            401 / 403, and OAuth token-endpoint failures
         ├── HubCommNotFoundError        404
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
+    "BatchAbortedError",
     "HubCommAPIError",
     "HubCommAuthError",
     "HubCommConfigError",
@@ -87,6 +89,18 @@ class HubCommThresholdError(HubCommError):
 
     :param message: the reason, followed by the run summary.
     :param summary: the JSON-able run summary.
+    """
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class BatchAbortedError(HubCommError):
+    """A fatal error (401/403, daily rate limit, unexpected exception) stopped a batch run midway.
+
+    :param message: the reason, followed by the run summary.
+    :param summary: the JSON-able run summary (the rows not sent are counted failed).
     """
 
     def __init__(self, message: str, summary: dict[str, Any]) -> None:

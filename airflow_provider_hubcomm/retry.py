@@ -1,7 +1,8 @@
 """The one retry policy of the provider, used by every request, sync and async.
 
 Retried: connect errors (not TLS certificate failures), timeouts and dropped connections
-(``httpx.TimeoutException``, ``httpx.NetworkError``, ``httpx.RemoteProtocolError``); 429, honouring
+(``httpx.TimeoutException``, ``httpx.NetworkError``, ``httpx.RemoteProtocolError``) and answers whose
+body cannot be decoded (``httpx.DecodingError``: a truncated or corrupt compressed body); 429, honouring
 ``Retry-After``, else HubSpot's interval header, else 10 s; 423 Locked (at least 2 s); and
 500/502/503/504/521-524. Nothing else: 400, 401 (the auth flow already refreshed once), 403 and 404 are
 final. A 429 of the ``DAILY`` policy is final too: waiting would not help, the budget resets at midnight.
@@ -52,6 +53,7 @@ RETRYABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     httpx.TimeoutException,
     httpx.NetworkError,
     httpx.RemoteProtocolError,
+    httpx.DecodingError,
 )
 
 

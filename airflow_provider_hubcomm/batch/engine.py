@@ -41,8 +41,8 @@ from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
 from airflow_provider_hubcomm.batch.summary import RunAccount
 from airflow_provider_hubcomm.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, MAX_BATCH_SIZE
 from airflow_provider_hubcomm.exceptions import (
+    BatchAbortedError,
     HubCommConfigError,
-    HubCommError,
     HubCommValidationError,
 )
 from airflow_provider_hubcomm.models import Channel
@@ -59,18 +59,6 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENCY = 32
 #: Seconds between progress lines (a line is also logged at every 10 % of the rows).
 PROGRESS_INTERVAL = 10.0
-
-
-class BatchAbortedError(HubCommError):
-    """A fatal error (401/403, daily rate limit, unexpected exception) stopped a batch run midway.
-
-    :param message: the reason, followed by the run summary.
-    :param summary: the JSON-able run summary (the rows not sent are counted failed).
-    """
-
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.summary = summary
 
 
 def _int_option(name: str, value: Any, default: int, low: int, high: int) -> int:

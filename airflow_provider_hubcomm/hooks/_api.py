@@ -55,7 +55,9 @@ def subscriber_segment(subscriber_id: str) -> str:
     """
     if not isinstance(subscriber_id, str) or not subscriber_id.strip():
         raise HubCommError(f"subscriber id must be a non-empty string, got {subscriber_id!r}")
-    return quote(subscriber_id.strip(), safe="")
+    segment = quote(subscriber_id.strip(), safe="")
+    # "." and ".." are dot-segments: URL normalisation would drop them and change the path. Encode their dots.
+    return segment.replace(".", "%2E") if set(segment) == {"."} else segment
 
 
 def _params(channel: Channel | str, business_unit_id: int | None, **more: Any) -> dict[str, Any]:

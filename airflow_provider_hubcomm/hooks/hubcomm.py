@@ -211,9 +211,9 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
 
     def _no_answer(self, call: _Call, err: Exception) -> HubCommConnectionError:
         self._count("no_answer")
-        url = f"{self.config.base_url}{call.path}"
+        url = call.path if call.path.startswith(("http://", "https://")) else f"{self.config.base_url}{call.path}"
         return HubCommConnectionError(
-            f"HubSpot {call.method} {url} got no answer after {self.retry_policy.max_retries} retries: "
+            f"HubSpot {call.method} {url} gave no usable answer (retry budget {self.retry_policy.max_retries}): "
             f"{type(err).__name__}: {err}",
             method=call.method,
             url=url,
@@ -226,7 +226,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
 
         try:
             response = self.retry_policy.call(attempt)
-        except httpx.TransportError as err:
+        except httpx.HTTPError as err:
             raise self._no_answer(call, err) from err
         return self._finish(call, response)
 
@@ -240,7 +240,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
 
         try:
             response = await self.retry_policy.acall(attempt)
-        except httpx.TransportError as err:
+        except httpx.HTTPError as err:
             raise self._no_answer(call, err) from err
         return self._finish(call, response)
 
@@ -281,7 +281,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
             response = self.retry_policy.call(
                 lambda: self.client.post(self.config.token_url, data=form, auth=None)  # type: ignore[arg-type]
             )
-        except httpx.TransportError as err:
+        except httpx.HTTPError as err:
             raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
         return self._token_answer(response)
 
@@ -293,7 +293,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
 
         try:
             response = await self.retry_policy.acall(attempt)
-        except httpx.TransportError as err:
+        except httpx.HTTPError as err:
             raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
         return self._token_answer(response)
 

@@ -14,9 +14,14 @@ import pytest
 from airflow.sdk import Connection
 
 from airflow_provider_hubcomm.batch.chunk import MISSING_REASON, reconcile
-from airflow_provider_hubcomm.batch.engine import BatchAbortedError, BatchWriteEngine
+from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
 from airflow_provider_hubcomm.batch.rows import WriteRow
-from airflow_provider_hubcomm.exceptions import HubCommConfigError, HubCommThresholdError, HubCommValidationError
+from airflow_provider_hubcomm.exceptions import (
+    BatchAbortedError,
+    HubCommConfigError,
+    HubCommThresholdError,
+    HubCommValidationError,
+)
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.models import BatchWriteResponse
 

@@ -12,8 +12,7 @@ import httpx
 import pytest
 from airflow.sdk import Connection
 
-from airflow_provider_hubcomm.batch.engine import BatchAbortedError
-from airflow_provider_hubcomm.exceptions import HubCommThresholdError, HubCommValidationError
+from airflow_provider_hubcomm.exceptions import BatchAbortedError, HubCommThresholdError, HubCommValidationError
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.operators import (
     BatchWriteStatusesOperator,
