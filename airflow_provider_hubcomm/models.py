@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from airflow_provider_hubcomm.constants import INT64_MAX
 
@@ -210,6 +210,13 @@ class ActionResponse(_Response, Generic[T]):
     links: dict[str, Any] | None = None
     errors: list[StandardError] = Field(default_factory=list)
     num_errors: int | None = Field(default=None, alias="numErrors")
+    #: HubSpot's correlation id of the HTTP answer (from its ``X-HubSpot-Correlation-Id`` header), if any.
+    _correlation_id: str | None = PrivateAttr(default=None)
+
+    @property
+    def correlation_id(self) -> str | None:
+        """HubSpot's correlation id of the answer this envelope came from (for support requests)."""
+        return self._correlation_id
 
     @field_validator("results", "errors", mode="before")
     @classmethod

@@ -108,8 +108,8 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
-def _error_reason(error: StandardError) -> Reason:
-    return Reason(error.category, error.message or "no message", None)
+def _error_reason(error: StandardError, correlation_id: str | None = None) -> Reason:
+    return Reason(error.category, error.message or "no message", correlation_id)
 
 
 def reconcile(rows: Sequence[Row], response: BatchWriteResponse) -> tuple[list[Row], list[tuple[int, Any, Reason]]]:
@@ -127,7 +127,7 @@ def reconcile(rows: Sequence[Row], response: BatchWriteResponse) -> tuple[list[R
     by_pair: dict[tuple[str, str], Reason] = {}
     by_subscriber: dict[str, Reason] = {}
     for error in response.errors:
-        reason = _error_reason(error)
+        reason = _error_reason(error, response.correlation_id)
         subscribers = [s.strip().lower() for s in _as_list(error.context.get("subscriberIdString"))]
         ids = _as_list(error.context.get("subscriptionId"))
         for sub in subscribers:
@@ -136,7 +136,11 @@ def reconcile(rows: Sequence[Row], response: BatchWriteResponse) -> tuple[list[R
                     by_pair.setdefault((sub, text_id.strip()), reason)
             else:
                 by_subscriber.setdefault(sub, reason)
-    fallback = _error_reason(response.errors[0]) if response.errors else Reason(None, MISSING_REASON)
+    fallback = (
+        _error_reason(response.errors[0], response.correlation_id)
+        if response.errors
+        else Reason(None, MISSING_REASON, response.correlation_id)
+    )
     written: list[Row] = []
     failed: list[tuple[int, Any, Reason]] = []
     for row, write in rows:

@@ -27,6 +27,7 @@ such rows with reason ``resubscribe_not_allowed``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -34,6 +35,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_hubcomm.batch.chunk import ChunkResult, Reason, classify_error, send_chunk
+from airflow_provider_hubcomm.batch.header import check_header
 from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
 from airflow_provider_hubcomm.batch.report import Progress, check_thresholds, log_summary, summary_text
 from airflow_provider_hubcomm.batch.rows import RowValidator, format_errors
@@ -168,7 +170,7 @@ class BatchWriteEngine:
         aborted: BaseException | None = None
         try:
             checked = validate_rows(
-                iter_rows(inputs, file_format=self.file_format),
+                iter_rows(inputs, file_format=self.file_format, on_header=functools.partial(check_header, validator)),
                 validator,
                 stop_at_invalid=not skip,
                 on_invalid_row=account.skip_invalid if skip else None,

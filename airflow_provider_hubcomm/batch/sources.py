@@ -9,6 +9,7 @@ records only (a CSV header and blank lines are not rows). Malformed files raise
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import importlib
 import io
@@ -20,6 +21,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Final
 
 from airflow_provider_hubcomm.exceptions import HubCommConfigError, HubCommValidationError
+
+#: ``(file name, column names)`` -> None; raises when the header can never give a valid row.
+HeaderCheck = Callable[[str, list[str]], None]
 
 __all__ = ["CSV_FIELD_SIZE_LIMIT", "FILE_FORMATS", "iter_rows"]
 
@@ -52,7 +56,7 @@ def _gzip_error(name: str, line: int, exc: Exception) -> HubCommValidationError:
     return _fail(name, f"after line {line}" if line else "", f"corrupt or truncated gzip data ({exc})")
 
 
-def iter_rows(inputs: Any, *, file_format: str | None = None) -> Iterator[Row]:
+def iter_rows(inputs: Any, *, file_format: str | None = None, on_header: HeaderCheck | None = None) -> Iterator[Row]:
     """Yield ``(row_number, raw_row)`` for every input row, streaming.
 
     Accepted ``inputs``:
@@ -75,6 +79,8 @@ def iter_rows(inputs: Any, *, file_format: str | None = None) -> Iterator[Row]:
     :param inputs: the rows or where to read them.
     :param file_format: ``csv``, ``jsonl``, ``json`` or ``parquet`` (optionally ``+ ".gz"``) to override the
         suffix; only for file inputs.
+    :param on_header: called with the file name and its column names (CSV header, Parquet schema) before
+        the first row, so a header that can never give a valid row fails at once, even with zero rows.
     :raises HubCommValidationError: on unusable ``inputs`` or a malformed file (naming file and row/line).
     :raises HubCommConfigError: for Parquet without pyarrow installed.
     """
@@ -85,9 +91,9 @@ def iter_rows(inputs: Any, *, file_format: str | None = None) -> Iterator[Row]:
         fmt, compressed = _detect_format(name, base, file_format)
         if fmt == "parquet":
             _require_pyarrow()
-            return _iter_parquet(name, opener, local)
+            return _iter_parquet(name, opener, local, on_header)
         readers: dict[str, Callable[[str, IO[bytes]], Iterator[Row]]] = {
-            "csv": _iter_csv,
+            "csv": functools.partial(_iter_csv, on_header=on_header),
             "jsonl": _iter_jsonl,
             "json": _iter_json_array,
         }
@@ -207,20 +213,25 @@ def _first_non_utf8_line(name: str, opener: Callable[[], IO[bytes]], compressed:
     return None
 
 
-def _iter_csv(name: str, stream: IO[bytes]) -> Iterator[Row]:
+def _iter_csv(name: str, stream: IO[bytes], on_header: HeaderCheck | None = None) -> Iterator[Row]:
     if csv.field_size_limit() < CSV_FIELD_SIZE_LIMIT:
         csv.field_size_limit(CSV_FIELD_SIZE_LIMIT)
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     number = 0
+    start = 1
     try:
         header = next(reader, None)
         if header is None:
             raise _fail(name, "", "file is empty: no header row")
         header = [column.strip() for column in header]
         _check_header(name, header)
+        if on_header is not None:
+            on_header(name, header)
         width = len(header)
+        start = reader.line_num + 1  # where the next record begins (a quoted field may span lines)
         for record in reader:
+            start = reader.line_num + 1
             if len(record) != width:
                 if not record:  # a blank line
                     continue
@@ -232,7 +243,9 @@ def _iter_csv(name: str, stream: IO[bytes]) -> Iterator[Row]:
             else:
                 yield number, dict(zip(header, record, strict=False))
     except csv.Error as exc:
-        raise _fail(name, f"line {reader.line_num}", f"malformed CSV: {exc}") from None
+        # Name the line where the bad record starts (an unterminated quote is only noticed at end of file).
+        line, row = (start, f" (row {number + 1})") if start > 1 else (reader.line_num, "")
+        raise _fail(name, f"line {line}", f"malformed CSV: {exc}{row}") from None
     except _GZIP_ERRORS as exc:
         raise _gzip_error(name, reader.line_num, exc) from None
 
@@ -354,7 +367,9 @@ def _require_pyarrow() -> None:
         ) from None
 
 
-def _iter_parquet(name: str, opener: Callable[[], IO[bytes]], local: str | None) -> Iterator[Row]:
+def _iter_parquet(
+    name: str, opener: Callable[[], IO[bytes]], local: str | None, on_header: HeaderCheck | None = None
+) -> Iterator[Row]:
     """Read one record batch at a time (:data:`PARQUET_BATCH_ROWS` rows), so memory stays bounded."""
     # Imported by name: pyarrow is an optional dependency without type information.
     pa = importlib.import_module("pyarrow")
@@ -364,6 +379,8 @@ def _iter_parquet(name: str, opener: Callable[[], IO[bytes]], local: str | None)
     with _open(name, opener) as raw:
         try:
             parquet = pq.ParquetFile(local if local is not None else raw)
+            if on_header is not None:
+                on_header(name, list(parquet.schema_arrow.names))
             for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
                 for row in batch.to_pylist():
                     number += 1

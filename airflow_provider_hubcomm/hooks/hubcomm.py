@@ -29,9 +29,7 @@ from airflow_provider_hubcomm.exceptions import (
 )
 from airflow_provider_hubcomm.hooks._api import HubCommAPIMixin, _Call
 from airflow_provider_hubcomm.hooks._connection import ConnectionConfig, config_from_connection
-from airflow_provider_hubcomm.models import (
-    AccessTokenResponse,
-)
+from airflow_provider_hubcomm.models import AccessTokenResponse, ActionResponse
 from airflow_provider_hubcomm.ratelimit import RateLimiter
 from airflow_provider_hubcomm.retry import RetryPolicy
 
@@ -205,9 +203,12 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
         if not response.is_success:
             raise make_api_error(response)
         try:
-            return call.model.model_validate_json(response.content)
+            model = call.model.model_validate_json(response.content)
         except ValidationError as err:
             raise make_api_error(response, HubCommResponseValidationError) from err
+        if isinstance(model, ActionResponse):
+            model._correlation_id = response.headers.get("x-hubspot-correlation-id")
+        return model
 
     def _no_answer(self, call: _Call, err: Exception) -> HubCommConnectionError:
         self._count("no_answer")
@@ -269,6 +270,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
                 },
                 method="POST",
                 url=self.config.token_url,
+                correlation_id=err.correlation_id,
             )
         try:
             return AccessTokenResponse.model_validate_json(response.content)
