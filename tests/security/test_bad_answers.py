@@ -208,22 +208,26 @@ def test_body_cut_short_is_retried_then_a_typed_connection_error(server: Script)
     with pytest.raises(HubCommConnectionError) as info:
         h.batch_write(WRITE)
     assert_readable(info.value, None, None)
-    assert "got no answer after 5 retries" in str(info.value)
+    assert "gave no usable answer (retry budget 5)" in str(info.value)
+    assert "RemoteProtocolError" in str(info.value)
     assert "/statuses/batch/write" in str(info.value)
     assert server.hits == 6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hooks/hubcomm.py _execute/_aexecute: httpx.DecodingError (a body whose Content-Encoding does "
-    "not decode, e.g. a proxy's corrupt gzip) is neither retried nor mapped: it escapes as a raw httpx error "
-    "without status or correlation id, and the batch engine treats it as fatal and aborts the whole run",
-)
 def test_corrupt_compressed_body_is_a_typed_error(server: Script) -> None:
+    """Regression (fixed in 482976d): a body whose Content-Encoding does not decode is retried, then typed.
+
+    It is treated like a connection that broke mid-answer (a proxy's corruption), so the error is a
+    :class:`HubCommConnectionError` naming the request and the decoding failure (no HTTP status: the answer
+    was never usable).
+    """
     server.set(200, b"this is not gzip", headers("corr-gzip", {**JSON, "Content-Encoding": "gzip"}))
-    with pytest.raises(Exception) as info:
+    with pytest.raises(HubCommConnectionError) as info:
         hook().batch_write(WRITE)
-    assert_readable(info.value, 200, "corr-gzip")
+    assert_readable(info.value, None, None)
+    assert "DecodingError" in str(info.value)
+    assert "/statuses/batch/write" in str(info.value)
+    assert server.hits == 6
 
 
 def test_token_endpoint_answers_are_typed(server: Script, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,36 +292,24 @@ def test_engine_answer_without_results_fails_rows_truthfully(server: Script, tmp
     assert {line["message"] for line in failed_lines(summary)} == {"missing from HubSpot's results"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="batch/chunk.py reconcile: rows missing from a 2xx answer fail with Reason(None, MISSING_REASON) and "
-    "no correlation id, although the answer had one (the hook returns the model without the response headers)",
-)
 def test_engine_answer_without_results_keeps_the_correlation_id(server: Script, tmp_path: Path) -> None:
+    """Regression (fixed in 0a7dacc): rows missing from a 2xx answer keep the answer's correlation id."""
     server.set(200, b'{"status": "COMPLETE"}', headers("corr-no-results"))
     summary = hook().write_statuses(rows(5), output_dir=str(tmp_path))
     assert {line["correlationId"] for line in failed_lines(summary)} == {"corr-no-results"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hooks/hubcomm.py: httpx.DecodingError escapes untyped, so classify_error() calls it fatal and "
-    "one corrupt answer aborts the whole batch run (BatchAbortedError) instead of failing one chunk",
-)
 def test_engine_survives_a_corrupt_compressed_answer(server: Script, tmp_path: Path) -> None:
+    """Regression (fixed in 482976d): one corrupt answer fails its chunk, it does not abort the run."""
     server.set(200, b"this is not gzip", headers("corr-gzip", {**JSON, "Content-Encoding": "gzip"}))
     summary = hook().write_statuses(rows(25), batch_size=10, output_dir=str(tmp_path))
     assert (summary["written"], summary["failed"]) == (0, 25)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG hooks/hubcomm.py _token_answer: the HubCommAuthError it rebuilds drops correlation_id=, so "
-    "err.correlation_id is None when HubSpot sends the id only in the X-HubSpot-Correlation-Id header",
-)
 def test_token_endpoint_error_keeps_the_correlation_id_attribute(
     server: Script, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Regression (fixed in 0a7dacc): token-endpoint errors keep the header's correlation id as an attribute."""
     conn = json.loads(os.environ["AIRFLOW_CONN_HUBCOMM_DEFAULT"])
     conn.pop("password")
     conn["extra"] = {"auth_type": "oauth", "client_id": "cid", "client_secret": "cs-0042", "refresh_token": "rt-0042"}

@@ -88,12 +88,8 @@ def test_invalid_utf8_and_corrupt_gzip(fake: FakeHubSpot, tmp_path: Path) -> Non
     assert_nothing_sent(fake, corrupt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG batch/sources.py _iter_csv: a csv.Error is reported at reader.line_num, the line where the "
-    "parser gave up (for an unterminated quote: the end of the file), not the row where the bad quote opened",
-)
 def test_unterminated_quote_names_the_row_where_it_opens(fake: FakeHubSpot, tmp_path: Path) -> None:
+    """Regression (fixed in 0a7dacc): the error used to name the line where the parser gave up (end of file)."""
     path = tmp_path / "in.csv"
     path.write_text(HEADER + GOOD + '"b@example.com,101,UNSUBSCRIBED\n' + GOOD * 5000, encoding="utf-8")
     message = str(run(path))
@@ -161,17 +157,27 @@ def test_wrong_json_types(fake: FakeHubSpot, tmp_path: Path) -> None:
 
 
 def test_missing_and_misspelled_columns(fake: FakeHubSpot, tmp_path: Path) -> None:
+    """A header that can never give a valid row fails on line 1, naming the missing and the unknown columns."""
     missing = tmp_path / "missing.csv"
     missing.write_text("subscriberIdString,subscriptionId\na@example.com,101\nb@example.com,102\n", encoding="utf-8")
     err = run(missing)
-    assert "row 1, field 'statusState': is required but missing or empty" in str(err)
-    assert {(e["row"], e["field"]) for e in err.errors} == {(1, "statusState"), (2, "statusState")}
+    assert f"{missing}: the header (line 1) cannot give a valid row, nothing was sent" in str(err)
+    assert "statusState: no column gives it" in str(err)
+    assert [e["field"] for e in err.errors] == ["statusState"]
     misspelled = tmp_path / "misspelled.csv"
     misspelled.write_text("subscriberId,subscriptionId,statusState\na@example.com,101,UNSUBSCRIBED\n", encoding="utf-8")
     message = str(run(misspelled))
-    assert "row 1, field 'subscriberId': unknown column" in message
-    assert "row 1, field 'subscriberIdString': is required" in message
+    assert "'subscriberId': unknown column" in message
+    assert "subscriberIdString: no column gives it" in message
     assert_nothing_sent(fake, misspelled)
+
+
+def test_missing_value_names_the_row(fake: FakeHubSpot, tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(HEADER + GOOD + "b@example.com,,UNSUBSCRIBED\n", encoding="utf-8")
+    err = run(path)
+    assert "row 2, field 'subscriptionId': is required but missing or empty" in str(err)
+    assert_nothing_sent(fake, path)
 
 
 def test_ten_megabyte_line_is_refused_with_a_short_message(fake: FakeHubSpot, tmp_path: Path) -> None:
@@ -206,18 +212,13 @@ def test_ten_megabyte_jsonl_line_that_is_an_array(fake: FakeHubSpot, tmp_path: P
     assert_nothing_sent(fake, path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG batch/sources.py _iter_csv / engine: the CSV header is never checked against the accepted "
-    "columns, so a file that is one 10 MB line (or a header-only file with wrong columns) is read as a header "
-    "and zero rows and the run 'succeeds' with rows_read=0 instead of failing on line 1",
-)
 @pytest.mark.parametrize(
     "content",
     ["x" * TEN_MB, "email,list_id,opt_in\n"],
     ids=["10MB single line without newline", "header-only file with wrong columns"],
 )
 def test_a_file_without_usable_header_is_an_error(fake: FakeHubSpot, tmp_path: Path, content: str) -> None:
+    """Regression (fixed in 0a7dacc): such files used to 'succeed' with rows_read=0."""
     path = tmp_path / "in.csv"
     path.write_text(content, encoding="utf-8")
     message = str(run(path))
