@@ -29,7 +29,11 @@ make_venv() {
     "$PY" -m venv "$dir"
     "$dir/bin/python" -m pip install -q --upgrade pip
   fi
-  "$dir/bin/python" -m pip install -q -e ".[test]" "apache-airflow==$version"
+  local constraints=()
+  if [ -f "scripts/constraints/airflow-$version.txt" ]; then
+    constraints=(-c "scripts/constraints/airflow-$version.txt")
+  fi
+  "$dir/bin/python" -m pip install -q -e ".[test]" "apache-airflow==$version" "${constraints[@]}"
 }
 
 # run_pytest VENV LABEL: run the suite; exit code 5 (no tests collected) is a failure, not a pass.
