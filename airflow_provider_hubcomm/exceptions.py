@@ -48,6 +48,12 @@ __all__ = [
 ]
 
 _BODY_EXCERPT = 300
+#: Longest URL or HubSpot message quoted in an error message (a hostile 20 kB subscriber id stays readable).
+_TEXT_MAX = 500
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _TEXT_MAX else f"{text[:_TEXT_MAX]}… ({len(text)} characters)"
 
 
 class HubCommError(AirflowException):
@@ -150,10 +156,10 @@ class HubCommAPIError(HubCommError):
         if self.policy_name:
             parts.append(f"policyName={self.policy_name}")
         if self.method and self.url:
-            parts.append(f"request={self.method} {self.url}")
+            parts.append(f"request={self.method} {_clip(self.url)}")
         head = " ".join(parts)
         if self.hubspot_message:
-            return f"{head}: {self.hubspot_message}"
+            return f"{head}: {_clip(str(self.hubspot_message))}"
         if self.text:
             return f"{head}: non-JSON body: {self.text[:_BODY_EXCERPT]!r}"
         return head

@@ -76,3 +76,11 @@ def test_raise_for_response() -> None:
     raise_for_response(response(207, json={}))
     with pytest.raises(HubCommNotFoundError):
         raise_for_response(response(404, json={}))
+
+
+def test_huge_url_and_message_are_clipped() -> None:
+    request = httpx.Request("POST", "https://api.hubapi.com/x/" + "a" * 20_000)
+    err = make_api_error(httpx.Response(400, request=request, json={"message": "m" * 5_000, "correlationId": "c"}))
+    assert len(str(err)) < 1_300
+    assert "(20025 characters)" in str(err)
+    assert "correlationId=c HTTP 400" in str(err)

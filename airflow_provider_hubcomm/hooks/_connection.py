@@ -137,6 +137,12 @@ def config_from_connection(conn: Connection) -> ConnectionConfig:
     token_url = str(extras.get("token_url") or "").strip() or f"{base_url}{DEFAULT_TOKEN_PATH}"
     if not token_url.startswith(("http://", "https://")):
         token_url = f"{base_url}/{token_url.lstrip('/')}"
+    if token_url.startswith("http://") and auth_type == "oauth":
+        log.warning(
+            "HubSpot connection %r sends its OAuth client secret and refresh token over plain HTTP (token_url); "
+            "only meant for a local fake.",
+            conn_id,
+        )
     timeout = _number(conn_id, extras, "timeout", float, 0.1, 3600)
     max_retries = _number(conn_id, extras, "max_retries", int, 0, 20)
     return ConnectionConfig(

@@ -94,3 +94,21 @@ def test_explicit_http_host_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytes
     assert HubCommHook().config.base_url == "http://127.0.0.1:8080"
     assert "plain HTTP" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_plain_http_token_url_warns(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    set_conn(
+        monkeypatch,
+        host="https://api.example.com",
+        extra={
+            "auth_type": "oauth",
+            "client_id": "c",
+            "client_secret": "s3cr3t-x",
+            "refresh_token": "r3fr3sh-y",
+            "token_url": "http://proxy.example.com/oauth/v3/token",
+        },
+    )
+    HubCommHook().config  # noqa: B018
+    assert "over plain HTTP (token_url)" in caplog.text
+    assert "s3cr3t-x" not in caplog.text
+    assert "r3fr3sh-y" not in caplog.text
