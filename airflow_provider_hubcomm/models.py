@@ -256,9 +256,23 @@ class AccessTokenResponse(_Response):
     token_type: str | None = None
 
 
+class WrittenKey(BaseModel):
+    """The slim view of one written status the batch engine needs (which subscriber and subscription).
+
+    Parsing thousands of full :class:`PublicStatus` records per second costs more CPU than the rest of a
+    run; unknown fields are ignored here instead of kept.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
+    subscription_id: int | None = Field(default=None, alias="subscriptionId")
+
+
 #: Concrete envelopes.
 StatusResponse = ActionResponse[PublicStatus]
 BatchWriteResponse = ActionResponse[PublicStatus]
+BatchWriteAck = ActionResponse[WrittenKey]
 BatchReadResponse = ActionResponse[SubscriberStatuses]
 WideStatusResponse = ActionResponse[PublicWideStatus]
 DefinitionsResponse = ActionResponse[SubscriptionDefinition]

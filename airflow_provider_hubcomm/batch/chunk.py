@@ -27,7 +27,7 @@ from airflow_provider_hubcomm.models import BatchStatus, StatusState
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.rows import WriteRow
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-    from airflow_provider_hubcomm.models import BatchReadResponse, BatchWriteResponse, StandardError
+    from airflow_provider_hubcomm.models import BatchReadResponse, BatchWriteAck, BatchWriteResponse, StandardError
 
 __all__ = [
     "CANCELED_REASON",
@@ -112,7 +112,9 @@ def _error_reason(error: StandardError, correlation_id: str | None = None) -> Re
     return Reason(error.category, error.message or "no message", correlation_id)
 
 
-def reconcile(rows: Sequence[Row], response: BatchWriteResponse) -> tuple[list[Row], list[tuple[int, Any, Reason]]]:
+def reconcile(
+    rows: Sequence[Row], response: BatchWriteResponse | BatchWriteAck
+) -> tuple[list[Row], list[tuple[int, Any, Reason]]]:
     """Split a chunk's rows into written and failed from HubSpot's answer.
 
     :param rows: the rows sent, in request order.
@@ -201,7 +203,7 @@ def _screen(result: ChunkResult, hook: HubCommHook, only_changes: bool, allow_re
     return to_send
 
 
-def _operation(response: BatchWriteResponse, rows: int) -> dict[str, Any]:
+def _operation(response: BatchWriteResponse | BatchWriteAck, rows: int) -> dict[str, Any]:
     status = (response.status or "").upper()
     return {
         "status": status if status in _KNOWN_STATUSES else BatchStatus.COMPLETE.value,
@@ -236,7 +238,8 @@ def send_chunk(
         if not to_send:
             return result
         stage = "batch write"
-        response = hook.batch_write([write.to_api() for _, write in to_send])
+        body = '{"inputs":[' + ",".join([write.to_json() for _, write in to_send]) + "]}"
+        response = hook.batch_write_serialized(body.encode())
     except BaseException as err:
         fatal, reason = classify_error(err)
         if stage != "batch write":

@@ -42,6 +42,12 @@ M = TypeVar("M", bound=BaseModel)
 USER_AGENT = f"airflow-provider-hubcomm/{__version__}"
 
 
+def _request_kwargs(call: _Call) -> dict[str, Any]:
+    if call.content is not None:
+        return {"params": call.params, "content": call.content, "headers": {"Content-Type": "application/json"}}
+    return {"params": call.params, "json": call.json}
+
+
 class HubCommHook(HubCommAPIMixin, BaseHook):
     """Talk to HubSpot's Communication Preferences API with one pooled, rate-limited, retrying client.
 
@@ -223,7 +229,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
     def _execute(self, call: _Call) -> Any:
         def attempt() -> httpx.Response:
             self.rate_limiter.acquire(self.retry_policy.sleep)
-            return self._observe(self.client.request(call.method, call.path, params=call.params, json=call.json))
+            return self._observe(self.client.request(call.method, call.path, **_request_kwargs(call)))
 
         try:
             response = self.retry_policy.call(attempt)
@@ -236,7 +242,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
 
         async def attempt() -> httpx.Response:
             await self.rate_limiter.aacquire()
-            response = await self.async_client.request(call.method, call.path, params=call.params, json=call.json)
+            response = await self.async_client.request(call.method, call.path, **_request_kwargs(call))
             return self._observe(response)
 
         try:

@@ -602,3 +602,28 @@ class TestResubscribeGuard:
         )
         assert rec.requests[-1].method == "POST"
         assert len(rec.requests) == (2 if state == "SUBSCRIBED" and not allow else 1)
+
+
+@pytest.mark.usefixtures("private_conn")
+class TestBatchWriteSerialized:
+    def test_body_sent_as_is_and_answer_parsed_slim(self) -> None:
+        answer = {
+            "status": "COMPLETE",
+            "results": [{"subscriberIdString": "a@b.co", "subscriptionId": 101, "status": "SUBSCRIBED", "x": 1}],
+            "numErrors": 0,
+        }
+        rec = Recorder(
+            lambda r, n: (
+                httpx.Response(200, json=answer, headers={"x-hubspot-correlation-id": "corr-1"})
+                if n > 1
+                else httpx.Response(503)
+            )
+        )
+        body = b'{"inputs":[{"subscriberIdString":"a@b.co","subscriptionId":101,"statusState":"SUBSCRIBED"}]}'
+        ack = make_hook(rec).batch_write_serialized(body)
+        assert [r.content for r in rec.requests] == [body, body]
+        assert rec.requests[0].headers["content-type"] == "application/json"
+        assert rec.requests[0].url.path == "/communication-preferences/v4/statuses/batch/write"
+        assert (ack.results[0].subscriber_id_string, ack.results[0].subscription_id) == ("a@b.co", 101)
+        assert ack.results[0].model_extra in (None, {})
+        assert ack.correlation_id == "corr-1"
