@@ -7,16 +7,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.providers.common.compat.sdk import BaseOperator
-from pydantic import ValidationError
 
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
 from airflow_provider_hubcomm.exceptions import HubCommError, HubCommValidationError
-from airflow_provider_hubcomm.models import Channel, LegalBasis, StatusState, StatusUpdate, StatusWrite, is_valid_email
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from pydantic import ValidationError
 
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+    from airflow_provider_hubcomm.models import Channel, StatusUpdate
 
 __all__ = [
     "BatchWriteStatusesOperator",
@@ -25,7 +25,14 @@ __all__ = [
     "UnsubscribeAllOperator",
 ]
 
-_ENUMS: dict[str, type[Any]] = {"statusState": StatusState, "channel": Channel, "legalBasis": LegalBasis}
+# Models (pydantic) are imported inside the functions that need them: DAG files import this module on
+# every parse, and only execute() validates anything.
+
+
+def _enums() -> dict[str, type[Any]]:
+    from airflow_provider_hubcomm.models import Channel, LegalBasis, StatusState
+
+    return {"statusState": StatusState, "channel": Channel, "legalBasis": LegalBasis}
 
 
 def _validation_error(err: ValidationError) -> HubCommValidationError:
@@ -34,7 +41,7 @@ def _validation_error(err: ValidationError) -> HubCommValidationError:
     errors: list[dict[str, Any]] = []
     for item in err.errors():
         field = ".".join(str(p) for p in item["loc"]) or "legalBasis/legalBasisExplanation"
-        enum = _ENUMS.get(field)
+        enum = _enums().get(field)
         allowed = [m.value for m in enum] if enum is not None else None
         value = item.get("input") if item["loc"] else None
         line = f"{field}: {item['msg']}" + (f" (got {value!r})" if item["loc"] else "")
@@ -46,6 +53,8 @@ def _validation_error(err: ValidationError) -> HubCommValidationError:
 
 
 def _check_subscriber(subscriber_id: Any) -> str:
+    from airflow_provider_hubcomm.models import is_valid_email
+
     if not isinstance(subscriber_id, str) or not is_valid_email(subscriber_id.strip()):
         message = "must be an e-mail address (HubSpot's subscriberIdString)"
         raise HubCommValidationError(
@@ -160,6 +169,10 @@ class SetStatusOperator(HubCommBaseOperator):
         self.allow_resubscribe = allow_resubscribe
 
     def _update(self) -> tuple[str, StatusUpdate]:
+        from pydantic import ValidationError
+
+        from airflow_provider_hubcomm.models import StatusUpdate, StatusWrite
+
         subscriber = _check_subscriber(self.subscriber_id)
         try:
             write = StatusWrite.model_validate(
@@ -226,6 +239,8 @@ class UnsubscribeAllOperator(HubCommBaseOperator):
         self.verbose = verbose
 
     def _arguments(self) -> tuple[str, Channel, int | None]:
+        from airflow_provider_hubcomm.models import Channel
+
         subscriber = _check_subscriber(self.subscriber_id)
         problems: list[dict[str, Any]] = []
         try:

@@ -40,7 +40,6 @@ from airflow_provider_hubcomm.batch.verify_state import (
 )
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID, MAX_BATCH_SIZE
 from airflow_provider_hubcomm.exceptions import HubCommError
-from airflow_provider_hubcomm.triggers.hubcomm import BatchStatusTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -284,6 +283,9 @@ class BatchStatusSensor(BaseSensorOperator):
         return err
 
     def _execute_deferrable(self, context: Context) -> Any:
+        # Imported here: the trigger module pulls in airflow.triggers.base, which DAG parsing does not need.
+        from airflow_provider_hubcomm.triggers.hubcomm import BatchStatusTrigger
+
         started = time.time()
         try:
             summary = self._summary()
