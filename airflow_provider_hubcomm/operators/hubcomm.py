@@ -10,10 +10,10 @@ from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
 from airflow_provider_hubcomm.exceptions import HubCommError, HubCommValidationError
+from airflow_provider_hubcomm.operators._arguments import check_subscriber, validation_error
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from pydantic import ValidationError
 
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
     from airflow_provider_hubcomm.models import Channel, StatusUpdate
@@ -24,44 +24,6 @@ __all__ = [
     "SetStatusOperator",
     "UnsubscribeAllOperator",
 ]
-
-# Models (pydantic) are imported inside the functions that need them: DAG files import this module on
-# every parse, and only execute() validates anything.
-
-
-def _enums() -> dict[str, type[Any]]:
-    from airflow_provider_hubcomm.models import Channel, LegalBasis, StatusState
-
-    return {"statusState": StatusState, "channel": Channel, "legalBasis": LegalBasis}
-
-
-def _validation_error(err: ValidationError) -> HubCommValidationError:
-    """Turn a pydantic error into one naming each field, its value and the allowed values."""
-    lines: list[str] = []
-    errors: list[dict[str, Any]] = []
-    for item in err.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "legalBasis/legalBasisExplanation"
-        enum = _enums().get(field)
-        allowed = [m.value for m in enum] if enum is not None else None
-        value = item.get("input") if item["loc"] else None
-        line = f"{field}: {item['msg']}" + (f" (got {value!r})" if item["loc"] else "")
-        if allowed:
-            line += "; allowed values: " + ", ".join(allowed)
-        lines.append(line)
-        errors.append({"row": None, "field": field, "value": value, "message": item["msg"], "allowed": allowed})
-    return HubCommValidationError("invalid arguments, nothing was sent:\n" + "\n".join(lines), errors)
-
-
-def _check_subscriber(subscriber_id: Any) -> str:
-    from airflow_provider_hubcomm.models import is_valid_email
-
-    if not isinstance(subscriber_id, str) or not is_valid_email(subscriber_id.strip()):
-        message = "must be an e-mail address (HubSpot's subscriberIdString)"
-        raise HubCommValidationError(
-            f"invalid arguments, nothing was sent:\nsubscriber_id: {message} (got {subscriber_id!r})",
-            [{"row": None, "field": "subscriber_id", "value": subscriber_id, "message": message, "allowed": None}],
-        )
-    return subscriber_id.strip()
 
 
 class HubCommBaseOperator(BaseOperator):
@@ -173,7 +135,7 @@ class SetStatusOperator(HubCommBaseOperator):
 
         from airflow_provider_hubcomm.models import StatusUpdate, StatusWrite
 
-        subscriber = _check_subscriber(self.subscriber_id)
+        subscriber = check_subscriber(self.subscriber_id)
         try:
             write = StatusWrite.model_validate(
                 {
@@ -186,7 +148,7 @@ class SetStatusOperator(HubCommBaseOperator):
                 }
             )
         except ValidationError as err:
-            raise _validation_error(err) from None
+            raise validation_error(err) from None
         return subscriber, StatusUpdate.model_validate(write.model_dump(exclude={"subscriber_id_string"}))
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -241,7 +203,7 @@ class UnsubscribeAllOperator(HubCommBaseOperator):
     def _arguments(self) -> tuple[str, Channel, int | None]:
         from airflow_provider_hubcomm.models import Channel
 
-        subscriber = _check_subscriber(self.subscriber_id)
+        subscriber = check_subscriber(self.subscriber_id)
         problems: list[dict[str, Any]] = []
         try:
             channel = Channel(str(self.channel).strip().upper())
