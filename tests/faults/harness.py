@@ -235,11 +235,20 @@ class Chaos:
             fraction, knobs, seconds = scenario.burst
             self.actions.append((fraction, lambda: self._burst(knobs, seconds)))
             self.actions.sort(key=lambda a: a[0])
+        if scenario.expire_every:
+            # Also expire at fixed progress points: a fast machine may finish before the timer fires twice,
+            # and the scenario must cross several expiries whatever the speed.
+            self.actions.extend((fraction, self._expire) for fraction in (0.25, 0.5, 0.75))
+            self.actions.sort(key=lambda a: a[0])
         self.expiries = 0
         self.bursts = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fault-chaos", daemon=True)
         self._base = fake.counters.get("writes_applied", 0)
+
+    def _expire(self) -> None:
+        self.fake.expire_all_access_tokens()
+        self.expiries += 1
 
     def _burst(self, knobs: dict[str, Any], seconds: float) -> None:
         before = {k: getattr(self.fake.config, k) for k in knobs}
@@ -257,8 +266,7 @@ class Chaos:
             while pending and applied >= pending[0][0] * self.rows:
                 pending.pop(0)[1]()
             if next_expiry is not None and time.monotonic() >= next_expiry:
-                self.fake.expire_all_access_tokens()
-                self.expiries += 1
+                self._expire()
                 next_expiry += every  # type: ignore[operator]
             self._stop.wait(0.05)
 
