@@ -28,15 +28,7 @@ def private_conn(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def oauth_conn(monkeypatch: pytest.MonkeyPatch) -> None:
-    set_conn(
-        monkeypatch,
-        extra={
-            "auth_type": "oauth",
-            "client_id": "cid",
-            "client_secret": CLIENT_SECRET,
-            "refresh_token": REFRESH_TOKEN,
-        },
-    )
+    set_conn(monkeypatch, extra=OAUTH_EXTRA)
 
 
 class Recorder:

@@ -22,7 +22,7 @@ from airflow_provider_hubcomm.exceptions import (
 )
 from airflow_provider_hubcomm.hooks.hubcomm import USER_AGENT, HubCommHook
 from airflow_provider_hubcomm.models import StatusUpdate, StatusWrite
-from tests.hooks.conftest import BASE, CLIENT_SECRET, REFRESH_TOKEN, TOKEN, Recorder, ok_status, set_conn
+from tests.hooks.conftest import BASE, CLIENT_SECRET, OAUTH_EXTRA, REFRESH_TOKEN, TOKEN, Recorder, ok_status, set_conn
 
 UPDATE = StatusUpdate(statusState="UNSUBSCRIBED", subscriptionId=101)
 
@@ -470,15 +470,7 @@ class TestSecrets:
     def test_secrets_absent_from_reprs_logs_and_errors(
         self, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
     ) -> None:
-        set_conn(
-            monkeypatch,
-            extra={
-                "auth_type": "oauth",
-                "client_id": "cid",
-                "client_secret": CLIENT_SECRET,
-                "refresh_token": REFRESH_TOKEN,
-            },
-        )
+        set_conn(monkeypatch, extra=OAUTH_EXTRA)
 
         def respond(request: httpx.Request, n: int) -> httpx.Response:
             if request.url.path == "/oauth/v3/token":
@@ -496,15 +488,7 @@ class TestSecrets:
     def test_secrets_registered_with_airflow_masker(self, monkeypatch: pytest.MonkeyPatch) -> None:
         from airflow.sdk.log import redact
 
-        set_conn(
-            monkeypatch,
-            extra={
-                "auth_type": "oauth",
-                "client_id": "cid",
-                "client_secret": CLIENT_SECRET,
-                "refresh_token": REFRESH_TOKEN,
-            },
-        )
+        set_conn(monkeypatch, extra=OAUTH_EXTRA)
         rec = Recorder(
             lambda r, n: token_answer("fresh-access-123") if r.url.path.startswith("/oauth") else ok_status()
         )
