@@ -9,14 +9,10 @@ DEFAULT_CONN_ID: Final = "hubcomm_default"
 CONN_TYPE: Final = "hubcomm"
 DEFAULT_BASE_URL: Final = "https://api.hubapi.com"
 
-#: API versions in request paths. ``v4`` and ``2026-03`` are structurally identical; the single-status write
-#: uses the date-versioned path, batch writes and unsubscribe-all stay on ``v4`` (their documented paths).
-API_VERSION_LATEST: Final = "2026-03"
-API_VERSION_V4: Final = "v4"
-SET_STATUS_VERSION: Final = API_VERSION_LATEST
-BATCH_WRITE_VERSION: Final = API_VERSION_V4
-UNSUBSCRIBE_ALL_VERSION: Final = API_VERSION_V4
-READ_VERSION: Final = API_VERSION_LATEST
+#: API version segment of every Communication Preferences path. ``v4`` and ``2026-03`` are structurally identical;
+#: HubSpot stops supporting ``v4`` on 2027-03-30, so ``2026-03`` is the default of the connection's ``api_version``
+#: extra and the hook's ``api_version`` argument, and no endpoint pins its own version.
+DEFAULT_API_VERSION: Final = "2026-03"
 
 #: Path prefix shared by every Communication Preferences endpoint.
 PATH_PREFIX: Final = "/communication-preferences"

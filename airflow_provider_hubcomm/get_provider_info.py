@@ -95,6 +95,18 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Default brand for unsubscribe-all and reads; 0 is the account brand.",
                         "schema": {"type": ["integer", "null"], "minimum": 0},
                     },
+                    "business_unit_ids": {
+                        "label": "Brand IDs of the account",
+                        "description": "Comma-separated brand (business unit) ids, e.g. 0,7: subscriptions are "
+                        "looked up in each, and statuses read with their own brand.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "api_version": {
+                        "label": "API version",
+                        "description": "Communication Preferences API version of every endpoint (v4 ends on "
+                        "2027-03-30).",
+                        "schema": {"type": ["string", "null"], "default": "2026-03"},
+                    },
                     "requests_per_10s": {
                         "label": "Rate budget (requests per 10 s)",
                         "description": "The account's burst limit, e.g. 100 or 190. Learned from headers if empty.",

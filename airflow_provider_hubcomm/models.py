@@ -20,6 +20,8 @@ __all__ = [
     "ActionResponse",
     "BatchReadResponse",
     "BatchStatus",
+    "BatchUnsubscribeAllResponse",
+    "BatchWideReadResponse",
     "BatchWriteResponse",
     "Channel",
     "LegalBasis",
@@ -29,7 +31,9 @@ __all__ = [
     "StatusState",
     "StatusUpdate",
     "StatusWrite",
+    "SubscriberOptOut",
     "SubscriberStatuses",
+    "SubscriberWideStatuses",
     "SubscriptionDefinition",
     "is_valid_email",
 ]
@@ -231,6 +235,30 @@ class SubscriberStatuses(_Response):
     statuses: list[PublicStatus] = Field(default_factory=list)
 
 
+class SubscriberWideStatuses(_Response):
+    """One subscriber's opt-out-of-all statuses in a ``batch/unsubscribe-all/read`` answer."""
+
+    subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
+    wide_statuses: list[PublicWideStatus] = Field(default_factory=list, alias="wideStatuses")
+
+    @field_validator("wide_statuses", mode="before")
+    @classmethod
+    def _null_list(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+class SubscriberOptOut(_Response):
+    """One subscriber's result in a ``batch/unsubscribe-all`` answer (``statuses`` only with ``verbose``)."""
+
+    subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
+    statuses: list[PublicStatus] = Field(default_factory=list)
+
+    @field_validator("statuses", mode="before")
+    @classmethod
+    def _null_list(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
 class SubscriptionDefinition(_Response):
     """A subscription type defined in the account (``id`` is a string in HubSpot's schema)."""
 
@@ -274,5 +302,7 @@ StatusResponse = ActionResponse[PublicStatus]
 BatchWriteResponse = ActionResponse[PublicStatus]
 BatchWriteAck = ActionResponse[WrittenKey]
 BatchReadResponse = ActionResponse[SubscriberStatuses]
+BatchWideReadResponse = ActionResponse[SubscriberWideStatuses]
+BatchUnsubscribeAllResponse = ActionResponse[SubscriberOptOut]
 WideStatusResponse = ActionResponse[PublicWideStatus]
 DefinitionsResponse = ActionResponse[SubscriptionDefinition]

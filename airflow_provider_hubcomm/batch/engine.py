@@ -1,4 +1,4 @@
-"""The batch-write engine behind ``HubCommHook.write_statuses`` and ``BatchWriteStatusesOperator``.
+"""The batch-write engine behind ``BatchWriteStatusesOperator``: the operator builds it over a hook.
 
 A run has two passes over the data and holds no per-row state in memory:
 
@@ -230,7 +230,8 @@ class BatchWriteEngine:
     def _counters(self) -> tuple[int, int]:
         if self.dry_run:
             return 0, 0
-        return self.hook.stats["requests"], self.hook.retry_policy.retries
+        counters = self.hook.counters()
+        return counters["requests"], counters["retries"]
 
     # -- send pass ---------------------------------------------------------------------------------------------
 
@@ -254,7 +255,7 @@ class BatchWriteEngine:
         hook = self.hook
         # Build the shared client, limiter and retry policy here: connection lookup stays in the task thread
         # and the worker threads share one rate budget.
-        _ = hook.client, hook.rate_limiter, hook.retry_policy
+        hook.prepare()
         in_flight: dict[Future[ChunkResult], list[tuple[int, WriteRow]]] = {}
         max_in_flight = 2 * self.max_concurrency
         abort: list[Any] = []  # [error, reason, not-sent reason] once fatal

@@ -11,16 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_provider_hubcomm.constants import (
-    BATCH_WRITE_VERSION,
-    PATH_PREFIX,
-    READ_VERSION,
-    SET_STATUS_VERSION,
-    UNSUBSCRIBE_ALL_VERSION,
-)
+from airflow_provider_hubcomm.constants import DEFAULT_API_VERSION, PATH_PREFIX
 from airflow_provider_hubcomm.exceptions import HubCommError, HubCommValidationError
 from airflow_provider_hubcomm.models import (
     BatchReadResponse,
+    BatchUnsubscribeAllResponse,
+    BatchWideReadResponse,
     BatchWriteAck,
     BatchWriteResponse,
     Channel,
@@ -106,44 +102,69 @@ class HubCommAPIMixin:
     def _default_business_unit(self) -> int | None:
         return None
 
+    def _api_version(self) -> str:
+        return DEFAULT_API_VERSION
+
+    def _path(self, tail: str) -> str:
+        """Return ``/communication-preferences/{api_version}/{tail}`` for the configured API version."""
+        return f"{PATH_PREFIX}/{self._api_version()}/{tail}"
+
     def _bu(self, business_unit_id: int | None) -> int | None:
         return business_unit_id if business_unit_id is not None else self._default_business_unit()
 
-    @staticmethod
-    def _set_status_call(subscriber_id: str, update: StatusUpdate) -> _Call:
-        path = f"{PATH_PREFIX}/{SET_STATUS_VERSION}/statuses/{subscriber_segment(subscriber_id)}"
+    def _set_status_call(self, subscriber_id: str, update: StatusUpdate) -> _Call:
+        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}")
         return _Call("POST", path, StatusResponse, json=update.to_api())
 
-    @staticmethod
-    def _batch_write_call(inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> _Call:
+    def _batch_write_call(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> _Call:
         body = [i.to_api() if isinstance(i, StatusWrite) else i for i in inputs]
-        path = f"{PATH_PREFIX}/{BATCH_WRITE_VERSION}/statuses/batch/write"
-        return _Call("POST", path, BatchWriteResponse, json={"inputs": body})
+        return _Call("POST", self._path("statuses/batch/write"), BatchWriteResponse, json={"inputs": body})
 
     def _unsubscribe_all_call(
         self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None, verbose: bool
     ) -> _Call:
-        path = f"{PATH_PREFIX}/{UNSUBSCRIBE_ALL_VERSION}/statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all"
+        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all")
         params = _params(channel, self._bu(business_unit_id), verbose="true" if verbose else None)
         return _Call("POST", path, StatusResponse, params=params)
 
     def _statuses_call(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None) -> _Call:
-        path = f"{PATH_PREFIX}/{READ_VERSION}/statuses/{subscriber_segment(subscriber_id)}"
+        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}")
         return _Call("GET", path, StatusResponse, params=_params(channel, self._bu(business_unit_id)))
 
     def _wide_status_call(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None) -> _Call:
-        path = f"{PATH_PREFIX}/{READ_VERSION}/statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all"
+        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all")
         return _Call("GET", path, WideStatusResponse, params=_params(channel, self._bu(business_unit_id)))
 
     def _batch_read_call(
         self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
     ) -> _Call:
-        path = f"{PATH_PREFIX}/{READ_VERSION}/statuses/batch/read"
         return _Call(
             "POST",
-            path,
+            self._path("statuses/batch/read"),
             BatchReadResponse,
             params=_params(channel, self._bu(business_unit_id)),
+            json={"inputs": list(subscriber_ids)},
+        )
+
+    def _batch_wide_read_call(
+        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
+    ) -> _Call:
+        return _Call(
+            "POST",
+            self._path("statuses/batch/unsubscribe-all/read"),
+            BatchWideReadResponse,
+            params=_params(channel, self._bu(business_unit_id)),
+            json={"inputs": list(subscriber_ids)},
+        )
+
+    def _batch_unsubscribe_all_call(
+        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None, verbose: bool
+    ) -> _Call:
+        return _Call(
+            "POST",
+            self._path("statuses/batch/unsubscribe-all"),
+            BatchUnsubscribeAllResponse,
+            params=_params(channel, self._bu(business_unit_id), verbose="true" if verbose else None),
             json={"inputs": list(subscriber_ids)},
         )
 
@@ -153,11 +174,11 @@ class HubCommAPIMixin:
             params["businessUnitId"] = bu
         if include_translations:
             params["includeTranslations"] = "true"
-        path = f"{PATH_PREFIX}/{READ_VERSION}/definitions"
+        path = self._path("definitions")
         return _Call("GET", path, DefinitionsResponse, params=params or None)
 
     def set_status(self, subscriber_id: str, update: StatusUpdate, *, allow_resubscribe: bool = True) -> StatusResponse:
-        """Set one subscription status of one subscriber (``POST …/2026-03/statuses/{id}``).
+        """Set one subscription status of one subscriber (``POST …/{api_version}/statuses/{id}``).
 
         :param subscriber_id: the subscriber's e-mail address.
         :param update: the status to set.
@@ -184,20 +205,13 @@ class HubCommAPIMixin:
         return await self._aexecute(self._set_status_call(subscriber_id, update))
 
     def batch_write(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> BatchWriteResponse:
-        """Write one batch of statuses in one request (``POST …/v4/statuses/batch/write``).
+        """Write one batch of statuses in one request (``POST …/{api_version}/statuses/batch/write``).
 
         200 and 207 answers are both returned: per-input failures are in ``errors``/``numErrors``.
 
         :param inputs: validated writes, as models or as API-shaped dicts.
         """
         return self._execute(self._batch_write_call(inputs))
-
-    async def abatch_write(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> BatchWriteResponse:
-        """Async twin of :meth:`batch_write`.
-
-        :param inputs: validated writes, as models or as API-shaped dicts.
-        """
-        return await self._aexecute(self._batch_write_call(inputs))
 
     def batch_write_serialized(self, body: bytes) -> BatchWriteAck:
         """Write one batch from a ready JSON body (``{"inputs": [...]}``); parse only what accounting needs.
@@ -208,8 +222,7 @@ class HubCommAPIMixin:
 
         :param body: UTF-8 JSON of a ``BatchInputPublicStatusRequest``, already validated.
         """
-        path = f"{PATH_PREFIX}/{BATCH_WRITE_VERSION}/statuses/batch/write"
-        return self._execute(_Call("POST", path, BatchWriteAck, content=body))
+        return self._execute(_Call("POST", self._path("statuses/batch/write"), BatchWriteAck, content=body))
 
     def unsubscribe_all(
         self,
@@ -219,7 +232,7 @@ class HubCommAPIMixin:
         business_unit_id: int | None = None,
         verbose: bool = False,
     ) -> StatusResponse:
-        """Unsubscribe a subscriber from all email (``POST …/v4/statuses/{id}/unsubscribe-all``).
+        """Unsubscribe a subscriber from all email (``POST …/{api_version}/statuses/{id}/unsubscribe-all``).
 
         :param subscriber_id: the subscriber's e-mail address.
         :param channel: the channel (only ``EMAIL`` exists).
@@ -227,23 +240,6 @@ class HubCommAPIMixin:
         :param verbose: ask HubSpot to list every status that changed.
         """
         return self._execute(self._unsubscribe_all_call(subscriber_id, channel, business_unit_id, verbose))
-
-    async def aunsubscribe_all(
-        self,
-        subscriber_id: str,
-        *,
-        channel: Channel | str = Channel.EMAIL,
-        business_unit_id: int | None = None,
-        verbose: bool = False,
-    ) -> StatusResponse:
-        """Async twin of :meth:`unsubscribe_all`.
-
-        :param subscriber_id: the subscriber's e-mail address.
-        :param channel: the channel.
-        :param business_unit_id: brand to opt out of.
-        :param verbose: ask HubSpot to list every status that changed.
-        """
-        return await self._aexecute(self._unsubscribe_all_call(subscriber_id, channel, business_unit_id, verbose))
 
     def get_statuses(
         self,
@@ -319,6 +315,53 @@ class HubCommAPIMixin:
         :param business_unit_id: brand.
         """
         return await self._aexecute(self._batch_read_call(subscriber_ids, channel, business_unit_id))
+
+    def batch_read_wide(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> BatchWideReadResponse:
+        """Read many subscribers' opt-out-of-all ("wide") statuses (``POST …/statuses/batch/unsubscribe-all/read``).
+
+        :param subscriber_ids: e-mail addresses.
+        :param channel: the channel.
+        :param business_unit_id: brand; without it HubSpot answers for all brands.
+        """
+        return self._execute(self._batch_wide_read_call(subscriber_ids, channel, business_unit_id))
+
+    async def abatch_read_wide(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> BatchWideReadResponse:
+        """Async twin of :meth:`batch_read_wide`.
+
+        :param subscriber_ids: e-mail addresses.
+        :param channel: the channel.
+        :param business_unit_id: brand.
+        """
+        return await self._aexecute(self._batch_wide_read_call(subscriber_ids, channel, business_unit_id))
+
+    def batch_unsubscribe_all(
+        self,
+        subscriber_ids: Sequence[str],
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+        verbose: bool = False,
+    ) -> BatchUnsubscribeAllResponse:
+        """Opt many subscribers out of all e-mail of a brand (``POST …/statuses/batch/unsubscribe-all``).
+
+        :param subscriber_ids: e-mail addresses.
+        :param channel: the channel.
+        :param business_unit_id: brand (defaults to the connection's ``business_unit_id``).
+        :param verbose: ask HubSpot to list every status that changed.
+        """
+        return self._execute(self._batch_unsubscribe_all_call(subscriber_ids, channel, business_unit_id, verbose))
 
     def get_definitions(
         self, *, business_unit_id: int | None = None, include_translations: bool = False

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_hubcomm.constants import (
+    DEFAULT_API_VERSION,
     DEFAULT_BASE_URL,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -23,6 +25,8 @@ log = logging.getLogger(__name__)
 __all__ = ["AUTH_TYPES", "ConnectionConfig", "config_from_connection"]
 
 AUTH_TYPES = ("private_app", "oauth")
+#: ``v4`` or a date version such as ``2026-03`` (the path segment HubSpot uses).
+_API_VERSION_RE = re.compile(r"^(v[0-9]+|[0-9]{4}-[0-9]{2})$")
 OAUTH_FIELDS = ("client_id", "client_secret", "refresh_token")
 
 
@@ -38,10 +42,22 @@ class ConnectionConfig:
     max_retries: int = DEFAULT_MAX_RETRIES
     requests_per_10s: int | None = None
     business_unit_id: int | None = None
+    #: Path segment of every Communication Preferences endpoint (``2026-03`` unless the connection says).
+    api_version: str = DEFAULT_API_VERSION
+    #: The account's brand ids (``businessUnitId``) declared on the connection; brand ``0`` is always known.
+    business_unit_ids: tuple[int, ...] = ()
     access_token: str | None = field(default=None, repr=False)
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     refresh_token: str | None = field(default=None, repr=False)
+
+    @property
+    def brands(self) -> tuple[int, ...]:
+        """Every brand id the provider knows of: ``0``, the default ``business_unit_id`` and the declared ones."""
+        known = {0, *self.business_unit_ids}
+        if self.business_unit_id is not None:
+            known.add(self.business_unit_id)
+        return tuple(sorted(known))
 
     @property
     def secrets(self) -> list[str]:
@@ -81,6 +97,36 @@ def _number(conn_id: str, extras: dict[str, Any], name: str, kind: type, low: fl
     if not low <= number <= high:
         raise _fail(conn_id, name, f"must be between {low} and {high}, got {value!r}")
     return number
+
+
+def _api_version(conn_id: str, extras: dict[str, Any]) -> str:
+    value = str(extras.get("api_version") or "").strip()
+    if not value:
+        return DEFAULT_API_VERSION
+    if not _API_VERSION_RE.match(value):
+        raise _fail(conn_id, "api_version", f"must look like '2026-03' or 'v4', got {value!r}")
+    return value
+
+
+def _brand_ids(conn_id: str, extras: dict[str, Any]) -> tuple[int, ...]:
+    value = extras.get("business_unit_ids")
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise _fail(conn_id, "business_unit_ids", f"must be a list of brand ids or '0,7', got {value!r}")
+    ids: list[int] = []
+    for item in items:
+        try:
+            if isinstance(item, bool):
+                raise ValueError
+            number = int(str(item).strip())
+        except (TypeError, ValueError):
+            raise _fail(conn_id, "business_unit_ids", f"must hold whole numbers >= 0, got {item!r}") from None
+        if number < 0:
+            raise _fail(conn_id, "business_unit_ids", f"must hold whole numbers >= 0, got {item!r}")
+        ids.append(number)
+    return tuple(sorted(set(ids)))
 
 
 def _base_url(conn: Connection) -> str:
@@ -154,6 +200,8 @@ def config_from_connection(conn: Connection) -> ConnectionConfig:
         max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
         requests_per_10s=_number(conn_id, extras, "requests_per_10s", int, 1, 10_000),
         business_unit_id=_number(conn_id, extras, "business_unit_id", int, 0, 2**63 - 1),
+        api_version=_api_version(conn_id, extras),
+        business_unit_ids=_brand_ids(conn_id, extras),
         access_token=token if auth_type == "private_app" else None,
         client_id=oauth["client_id"],
         client_secret=oauth["client_secret"],

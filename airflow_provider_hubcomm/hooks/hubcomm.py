@@ -28,9 +28,11 @@ from airflow_provider_hubcomm.exceptions import (
     make_api_error,
 )
 from airflow_provider_hubcomm.hooks._api import HubCommAPIMixin, _Call
+from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
 from airflow_provider_hubcomm.hooks._connection import ConnectionConfig, config_from_connection
 from airflow_provider_hubcomm.models import AccessTokenResponse, ActionResponse
 from airflow_provider_hubcomm.ratelimit import RateLimiter
+from airflow_provider_hubcomm.redact import Redactor
 from airflow_provider_hubcomm.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ def _request_kwargs(call: _Call) -> dict[str, Any]:
 class HubCommHook(HubCommAPIMixin, BaseHook):
     """Talk to HubSpot's Communication Preferences API with one pooled, rate-limited, retrying client.
 
-    .. seealso:: ``docs/connections.md`` for the connection fields.
+    .. seealso:: ``docs/connection.md`` for the connection fields.
 
     :param hubcomm_conn_id: the ``hubcomm`` connection to use.
     :param transport: an ``httpx`` transport for the sync client (tests inject ``httpx.MockTransport``).
@@ -60,6 +62,8 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
     :param timeout: overrides the connection's ``timeout`` extra (seconds).
     :param max_retries: overrides the connection's ``max_retries`` extra.
     :param requests_per_10s: overrides the connection's ``requests_per_10s`` extra (the account's budget).
+    :param api_version: overrides the connection's ``api_version`` extra (default ``2026-03``), the version
+        segment of every endpoint's path.
     :param rate_limit_share: fraction of the budget this hook may use, e.g. ``0.25`` when four tasks run at
         once against one HubSpot app (each task process has its own limiter).
     :param retry_sleep: sync sleep used between retries (tests pass a no-op).
@@ -81,6 +85,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
         timeout: float | None = None,
         max_retries: int | None = None,
         requests_per_10s: int | None = None,
+        api_version: str | None = None,
         rate_limit_share: float | None = None,
         retry_sleep: Callable[[float], None] | None = None,
         retry_asleep: Callable[[float], Awaitable[None]] | None = None,
@@ -95,12 +100,17 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
             "timeout": timeout,
             "max_retries": max_retries,
             "requests_per_10s": requests_per_10s,
+            "api_version": api_version,
         }
         self._rate_limit_share = rate_limit_share
         self._retry_sleep = retry_sleep
         self._retry_asleep = retry_asleep
         self._stats_lock = threading.Lock()
+        self._catalog_lock = threading.Lock()
         self.stats: Counter[str] = Counter()
+        #: Knows every secret of this hook (connection secrets, access tokens issued): server text is
+        #: redacted through it before it is stored, logged or raised.
+        self.redactor = Redactor()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(hubcomm_conn_id={self.hubcomm_conn_id!r})"
@@ -110,9 +120,36 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
     def _load_config(self, conn: Connection) -> ConnectionConfig:
         config = config_from_connection(conn)
         for secret in config.secrets:
-            mask_secret(secret)
+            self._know_secret(secret)
         overrides: dict[str, Any] = {k: v for k, v in self._overrides.items() if v is not None}
         return dataclasses.replace(config, **overrides) if overrides else config
+
+    def _know_secret(self, secret: str) -> None:
+        """Register a secret with Airflow's masker and with this hook's redactor."""
+        mask_secret(secret)
+        self.redactor.add(secret)
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` (from a server: an error message, a body) without any secret this hook knows.
+
+        :param text: the text.
+        """
+        return self.redactor.redact(text)
+
+    def prepare(self) -> None:
+        """Load the connection and build the client, limiter and retry policy now, in the calling thread.
+
+        Call it before sharing the hook between threads: lazily built attributes are not thread-safe.
+        """
+        _ = self.config, self.client, self.rate_limiter, self.retry_policy, self.auth
+
+    def counters(self) -> dict[str, int]:
+        """Return what this hook has done so far (``requests``, ``retries``, ``token_requests``, ``http_<code>``)."""
+        with self._stats_lock:
+            out = dict(self.stats)
+        out.setdefault("requests", 0)
+        out["retries"] = self.retry_policy.retries if "retry_policy" in self.__dict__ else 0
+        return out
 
     @cached_property
     def config(self) -> ConnectionConfig:
@@ -152,7 +189,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
             return PrivateAppAuth(config.access_token)
         assert config.refresh_token is not None
         return OAuthRefreshAuth(
-            config.refresh_token, fetch=self._fetch_token, afetch=self._afetch_token, on_token=mask_secret
+            config.refresh_token, fetch=self._fetch_token, afetch=self._afetch_token, on_token=self._know_secret
         )
 
     def _client_kwargs(self) -> dict[str, Any]:
@@ -178,6 +215,31 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
 
     def _default_business_unit(self) -> int | None:
         return self.config.business_unit_id
+
+    def _api_version(self) -> str:
+        return self.config.api_version
+
+    def subscription_catalog(self) -> SubscriptionCatalog:
+        """Return the account's subscriptions (id, name, brand, active), read once per hook.
+
+        One ``GET /definitions`` per known brand (``0``, the connection's ``business_unit_id`` and its
+        ``business_unit_ids``); see :mod:`~airflow_provider_hubcomm.hooks._catalog`.
+        """
+        with self._catalog_lock:
+            if "_catalog" not in self.__dict__:
+                answers = {b: self.get_definitions(business_unit_id=b) for b in self.config.brands}
+                self.__dict__["_catalog"] = SubscriptionCatalog.from_answers(answers)
+            catalog: SubscriptionCatalog = self.__dict__["_catalog"]
+            return catalog
+
+    async def asubscription_catalog(self) -> SubscriptionCatalog:
+        """Async twin of :meth:`subscription_catalog`."""
+        await self._aensure_config()
+        if "_catalog" not in self.__dict__:
+            answers = {b: await self.aget_definitions(business_unit_id=b) for b in self.config.brands}
+            self.__dict__.setdefault("_catalog", SubscriptionCatalog.from_answers(answers))
+        catalog: SubscriptionCatalog = self.__dict__["_catalog"]
+        return catalog
 
     def get_conn(self) -> httpx.Client:
         """Return the sync ``httpx.Client``."""
@@ -304,21 +366,6 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
         except httpx.HTTPError as err:
             raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
         return self._token_answer(response)
-
-    # -- batch runs ----------------------------------------------------------------------------------------
-
-    def write_statuses(self, inputs: Any, **options: Any) -> dict[str, Any]:
-        """Validate, de-duplicate and batch-write many status rows; return the run summary (JSON-able).
-
-        Streams ``inputs`` (rows, a file path/URL or ``ObjectStoragePath``) with bounded memory. The options
-        and the summary are those of :class:`~airflow_provider_hubcomm.batch.engine.BatchWriteEngine`.
-
-        :param inputs: the rows to write.
-        :param options: engine options (``column_map``, ``defaults``, ``batch_size``, ``dry_run`` …).
-        """
-        from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
-
-        return BatchWriteEngine(self, **options).run(inputs)
 
     # -- Airflow integration -----------------------------------------------------------------------------
 

@@ -170,7 +170,7 @@ class SetStatusOperator(HubCommBaseOperator):
 
 
 class UnsubscribeAllOperator(HubCommBaseOperator):
-    """Unsubscribe one contact from all e-mail (``POST …/v4/statuses/{id}/unsubscribe-all``).
+    """Unsubscribe one contact from all e-mail (``POST …/{api_version}/statuses/{id}/unsubscribe-all``).
 
     Returns HubSpot's answer as JSON; with ``verbose=True`` its ``results`` list every status that changed
     (``setStatusSuccessReason: UNSUBSCRIBE_FROM_ALL_OCCURRED``), otherwise they are empty. Idempotent:
@@ -348,10 +348,12 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         self.extra_columns = extra_columns
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Run the batch through :meth:`HubCommHook.write_statuses`; return its summary."""
+        """Build the batch run over the hook, run it, and return its summary."""
+        from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+
         try:
-            return self.hook.write_statuses(
-                self.inputs,
+            return BatchWriteEngine(
+                self.hook,
                 column_map=self.column_map,
                 defaults=self.defaults,
                 batch_size=self.batch_size,
@@ -366,7 +368,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
                 max_failed_ratio=self.max_failed_ratio,
                 file_format=self.file_format,
                 extra_columns=self.extra_columns,
-            )
+            ).run(self.inputs)
         except HubCommError as err:
             summary = getattr(err, "summary", None)
             if summary is not None:

@@ -158,8 +158,8 @@ class TestPrivateApp:
         hook.set_status(subscriber, UPDATE)
         hook.unsubscribe_all(subscriber)
         assert rec.requests[0].url.raw_path == b"/communication-preferences/2026-03/statuses/" + segment
-        v4 = b"/communication-preferences/v4/statuses/"
-        assert rec.requests[1].url.raw_path.partition(b"?")[0] == v4 + segment + b"/unsubscribe-all"
+        latest = b"/communication-preferences/2026-03/statuses/"
+        assert rec.requests[1].url.raw_path.partition(b"?")[0] == latest + segment + b"/unsubscribe-all"
         assert all(r.url.query == b"" or b"channel=EMAIL" in r.url.query for r in rec.requests)
 
     def test_unsubscribe_all_query(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -607,7 +607,7 @@ class TestBatchWriteSerialized:
         ack = make_hook(rec).batch_write_serialized(body)
         assert [r.content for r in rec.requests] == [body, body]
         assert rec.requests[0].headers["content-type"] == "application/json"
-        assert rec.requests[0].url.path == "/communication-preferences/v4/statuses/batch/write"
+        assert rec.requests[0].url.path == "/communication-preferences/2026-03/statuses/batch/write"
         assert (ack.results[0].subscriber_id_string, ack.results[0].subscription_id) == ("a@b.co", 101)
         assert ack.results[0].model_extra in (None, {})
         assert ack.correlation_id == "corr-1"

@@ -149,7 +149,7 @@ class TestUnsubscribeAllOperator:
         result = with_hook(op, api).execute({})
         (request,) = api.requests
         path = request.url.raw_path.decode().partition("?")[0]
-        assert path == "/communication-preferences/v4/statuses/a%40x.com/unsubscribe-all"
+        assert path == "/communication-preferences/2026-03/statuses/a%40x.com/unsubscribe-all"
         assert dict(request.url.params) == {"channel": "EMAIL", "businessUnitId": "3", "verbose": "true"}
         assert result["results"][0]["setStatusSuccessReason"] == "UNSUBSCRIBE_FROM_ALL_OCCURRED"
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.operators.hubcomm import BatchWriteStatusesOperator
@@ -37,7 +38,7 @@ def fake(hubcomm_fake_factory: Any, monkeypatch: pytest.MonkeyPatch) -> FakeHubS
 def run(path: Path, **options: Any) -> HubCommValidationError:
     start = time.monotonic()
     with pytest.raises(HubCommValidationError) as info:
-        HubCommHook().write_statuses(str(path), output_dir=str(path.parent / "out"), **options)
+        BatchWriteEngine(HubCommHook(), output_dir=str(path.parent / "out"), **options).run(str(path))
     assert time.monotonic() - start < 30
     return info.value
 
