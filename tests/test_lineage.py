@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("airflow.providers.openlineage")
 
-from airflow_provider_hubcomm.lineage import batch_lineage, input_dataset_name, output_dataset_name  # noqa: E402
+from airflow_provider_hubcomm.lineage import batch_lineage, input_dataset_name, output_dataset_name
 
 SUMMARY: dict[str, Any] = {
     "conn_id": "hubcomm_default",
