@@ -352,7 +352,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
 
         try:
-            return BatchWriteEngine(
+            summary = BatchWriteEngine(
                 self.hook,
                 column_map=self.column_map,
                 defaults=self.defaults,
@@ -369,6 +369,10 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
                 file_format=self.file_format,
                 extra_columns=self.extra_columns,
             ).run(self.inputs)
+            from airflow_provider_hubcomm.assets import record_outlet_events
+
+            record_outlet_events(self.outlets, context, summary)
+            return summary
         except HubCommError as err:
             summary = getattr(err, "summary", None)
             if summary is not None:
