@@ -374,9 +374,9 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
             record_outlet_events(self.outlets, context, summary)
             return summary
         except HubCommError as err:
-            summary = getattr(err, "summary", None)
-            if summary is not None:
-                context["ti"].xcom_push(key="summary", value=summary)
+            partial = getattr(err, "summary", None)
+            if partial is not None:
+                context["ti"].xcom_push(key="summary", value=partial)
             raise
         finally:
             self.hook.close()
