@@ -78,14 +78,11 @@ def _prelude() -> dict[str, Any]:
 
 def _serialise(dag: Any) -> None:
     """Serialise ``dag`` the way the dag processor stores it (catches arguments that cannot be stored)."""
-    try:
-        from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    except ImportError:  # pragma: no cover - older Airflow 3
-        from airflow.serialization.serialized_objects import SerializedDAG
+    from airflow.serialization import serialized_objects
 
-        SerializedDAG.to_dict(dag)
-        return
-    LazyDeserializedDAG.from_dag(dag)
+    serializer = getattr(serialized_objects, "DagSerialization", None) or serialized_objects.SerializedDAG
+    data = serializer.to_dict(dag)
+    assert {task.get("__var", task).get("task_id") for task in data["dag"]["tasks"]} == set(dag.task_dict)
 
 
 def _task_ids_of(value: Any) -> list[str]:
