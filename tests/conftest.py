@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="hubcomm-airflow-home-"))
+_OWNER_PID = os.getpid()
+
+
+def _remove_home() -> None:
+    """Remove the Airflow home when the test process exits; forked children (executors) leave it alone."""
+    if os.getpid() == _OWNER_PID:
+        shutil.rmtree(_HOME, ignore_errors=True)
+
+
+# At exit: after every fixture's teardown and pytest's own reporting, so a run leaves no Airflow home behind
+# in the temp directory. Subprocesses a test starts must have ended by then.
+atexit.register(_remove_home)
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DAGS = Path(__file__).resolve().parent / "dags"
 

@@ -1,0 +1,40 @@
+"""The test command a newcomer runs: a pytest run leaves no temporary Airflow home behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.docs.snippets import ROOT
+
+
+def test_a_test_run_removes_its_airflow_home(tmp_path: Path) -> None:
+    """``tests/conftest.py`` makes ``hubcomm-airflow-home-*`` in the temp dir; the run removes it at exit."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    probe = tmp_path / "home.txt"
+    test_file = tmp_path / "test_probe.py"
+    test_file.write_text(
+        "import os\n\n\ndef test_home():\n"
+        f"    open({str(probe)!r}, 'w').write(os.environ['AIRFLOW_HOME'])\n"
+        "    assert os.path.isdir(os.environ['AIRFLOW_HOME'])\n"
+    )
+    env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(ROOT)}
+    env.pop("AIRFLOW_HOME", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", str(test_file)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    home = Path(probe.read_text())
+    assert home.parent == temp
+    assert home.name.startswith("hubcomm-airflow-home-")
+    assert not home.exists()
+    assert not list(temp.glob("hubcomm-airflow-home-*"))
