@@ -202,7 +202,8 @@ class TestLegalBasisRequired:
     def test_single_write_needs_both_fields(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(require_legal_basis=True)
         with client(fake) as api:
-            for extra in ({}, {"legalBasis": "NON_GDPR"}, {"legalBasisExplanation": "why"}):
+            extras: list[dict[str, Any]] = [{}, {"legalBasis": "NON_GDPR"}, {"legalBasisExplanation": "why"}]
+            for extra in extras:
                 resp = api.post(f"{API}/statuses/a%40x.com", json=write(**extra))
                 assert (resp.status_code, resp.json()["category"]) == (400, "VALIDATION_ERROR"), extra
                 assert "legalBasis" in resp.json()["message"]
