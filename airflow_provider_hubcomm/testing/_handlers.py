@@ -276,7 +276,7 @@ def batch_write(ctx: Ctx) -> Result:
         # HubSpot never promised to echo inputs it has not processed: results stay empty.
         if mode == "delayed":
             store.defer(good, ctx.now + ctx.config.batch_delay)
-            resp = _ok(ctx, [], problems, partial, status="PENDING", completed_at=None)
+            resp = _ok(ctx, [], problems, partial, status="PENDING")
             return Result(resp, "pending", len(inputs), wrote=bool(good))
         return Result(_ok(ctx, [], problems, partial, status="CANCELED"), "canceled", len(inputs))
     results = []

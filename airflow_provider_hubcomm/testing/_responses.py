@@ -210,7 +210,7 @@ def envelope(
     results: list[Any],
     requested_at: str,
     started_at: str,
-    completed_at: str | None,
+    completed_at: str,
     status: str = "COMPLETE",
     errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -219,14 +219,13 @@ def envelope(
     :param results: the records.
     :param requested_at: when the request arrived.
     :param started_at: when its processing started (after any injected latency).
-    :param completed_at: when it completed (``None`` while ``PENDING``).
+    :param completed_at: when the answer was complete (the spec requires it, even on ``PENDING``).
     :param status: ``COMPLETE``, ``PENDING``, ``PROCESSING`` or ``CANCELED``.
     :param errors: per-input errors; when given, ``numErrors`` is added.
     """
     body: dict[str, Any] = {"status": status, "results": results, "requestedAt": requested_at}
     body["startedAt"] = started_at
-    if completed_at is not None:
-        body["completedAt"] = completed_at
+    body["completedAt"] = completed_at
     if errors:
         body["errors"] = errors
         body["numErrors"] = len(errors)
@@ -256,10 +255,13 @@ def public_status(
         "subscriptionId": d.id,
         "timestamp": rec.timestamp if rec else default_timestamp,
         "businessUnitId": d.business_unit_id,
-        "legalBasis": rec.legal_basis if rec else None,
-        "legalBasisExplanation": rec.legal_basis_explanation if rec else None,
         "subscriptionName": d.name,
     }
+    # Optional enum/string fields are left out when unset (the spec has no null for them).
+    if rec is not None and rec.legal_basis is not None:
+        out["legalBasis"] = rec.legal_basis
+    if rec is not None and rec.legal_basis_explanation is not None:
+        out["legalBasisExplanation"] = rec.legal_basis_explanation
     if reason is not None:
         out["setStatusSuccessReason"] = reason
     return out
