@@ -92,15 +92,19 @@ def _rows() -> list[WriteRow]:
 
 #: Public hook method -> a call of it with typical arguments.
 CALLS: dict[str, Callable[[HubCommHook], Any]] = {
-    "set_status": lambda h: h.set_status("Mixed+Case/Tag@x.com", StatusUpdate(**UPDATE)),
-    "set_status-basis": lambda h: h.set_status("a@x.com", StatusUpdate(**UPDATE, **BASIS)),
+    "set_status": lambda h: h.set_status("Mixed+Case/Tag@x.com", StatusUpdate.model_validate(UPDATE)),
+    "set_status-basis": lambda h: h.set_status("a@x.com", StatusUpdate.model_validate({**UPDATE, **BASIS})),
     "set_status-guarded": lambda h: h.set_status(
-        "a@x.com", StatusUpdate(statusState="SUBSCRIBED", subscriptionId=101), allow_resubscribe=False
+        "a@x.com",
+        StatusUpdate.model_validate({"statusState": "SUBSCRIBED", "subscriptionId": 101}),
+        allow_resubscribe=False,
     ),
     "batch_write": lambda h: h.batch_write(
         [
-            StatusWrite(subscriberIdString="a@x.com", **UPDATE, **BASIS),
-            StatusWrite(subscriberIdString="b@x.com", statusState="SUBSCRIBED", subscriptionId=102),
+            StatusWrite.model_validate({"subscriberIdString": "a@x.com", **UPDATE, **BASIS}),
+            StatusWrite.model_validate(
+                {"subscriberIdString": "b@x.com", "statusState": "SUBSCRIBED", "subscriptionId": 102}
+            ),
         ]
     ),
     "batch_write-dicts": lambda h: h.batch_write(
@@ -199,7 +203,7 @@ def test_every_public_hook_method_is_covered() -> None:
 def test_single_write_path_encodes_the_address_once(recorded: tuple[HubCommHook, RecordingTransport]) -> None:
     """``subscriberIdString`` sits in the path fully percent-encoded (``+`` and ``/`` included)."""
     hook, transport = recorded
-    hook.set_status("Mixed+Case/Tag@x.com", StatusUpdate(**UPDATE))
+    hook.set_status("Mixed+Case/Tag@x.com", StatusUpdate.model_validate(UPDATE))
     (sent,) = [s for s in transport.sent if s.method == "POST"]
     assert sent.path.endswith("/statuses/Mixed%2BCase%2FTag%40x.com")
 
