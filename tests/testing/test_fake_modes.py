@@ -171,6 +171,16 @@ class TestDailyLimit:
             assert oauth.get(f"{API}/definitions").status_code == 429
             assert private.get(f"{API}/definitions").json()["policyName"] == "DAILY"
 
+    def test_new_day_refills_the_budget(self, hubcomm_fake_factory: Any) -> None:
+        fake = hubcomm_fake_factory(daily_limit=1)
+        with client(fake) as api:
+            assert api.get(f"{API}/definitions").status_code == 200
+            assert api.get(f"{API}/definitions").status_code == 429
+            fake.new_day()
+            again = api.get(f"{API}/definitions")
+        assert again.status_code == 200
+        assert again.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
+
     def test_unauthorized_requests_do_not_count(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(daily_limit=1)
         with client(fake, "wrong-token") as bad, client(fake) as good:
