@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow_provider_hubcomm.testing import FakeHubSpot
 
-PREFIX = "/communication-preferences/v4"
+PREFIX = "/communication-preferences/2026-03"
 
 
 def _batch_body(worker: int, n: int) -> bytes:

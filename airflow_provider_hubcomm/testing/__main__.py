@@ -1,7 +1,8 @@
 """``hubcomm-fake`` / ``python -m airflow_provider_hubcomm.testing``: run the fake HubSpot as a server.
 
-Prints the URL, then a ready-made ``AIRFLOW_CONN_HUBCOMM_DEFAULT='...'`` line, and serves until SIGTERM or
-SIGINT (or ``--run-for`` seconds). Every :class:`FakeConfig` knob has a flag (``--error-rate-5xx 0.1``).
+Prints the URL, then a line ready to paste into a shell (``export AIRFLOW_CONN_HUBCOMM_DEFAULT='...'``), and
+serves until SIGTERM or SIGINT (or ``--run-for`` seconds). Every :class:`FakeConfig` knob has a flag
+(``--error-rate-5xx 0.1``); ``--help`` shows each one's default.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -30,10 +32,31 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 _SCALARS: dict[str, type] = {"float": float, "int": int, "str": str}
 
 
+def plain(text: str) -> str:
+    """Return docstring text without reST markup (``literal``, :role:`~a.b.Name`), whitespace collapsed.
+
+    :param text: a fragment of a docstring.
+    """
+    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", text)
+    text = text.replace("``", "")
+    return " ".join(text.split())
+
+
 def _knob_help() -> dict[str, str]:
     doc = FakeConfig.__doc__ or ""
     found = re.findall(r":param (\w+): (.+?)(?=\n\s*:param |\Z)", doc, flags=re.S)
-    return {name: " ".join(text.split()) for name, text in found}
+    return {name: plain(text) for name, text in found}
+
+
+def _show(value: Any) -> str:
+    """Return a default as a user would type it on the command line."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value) or "(empty)"
+    return str(value)
 
 
 def _optional_int(value: str) -> int | None:
@@ -51,33 +74,61 @@ def _int_list(value: str) -> list[int]:
     return [int(v) for v in value.split(",") if v.strip()]
 
 
+def _str_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser: one flag per :class:`FakeConfig` knob plus the CLI's own options."""
     parser = argparse.ArgumentParser(
         prog="hubcomm-fake",
-        description="Fake HubSpot Communication Preferences API (for tests, demos and fault injection).",
+        description="Fake HubSpot Communication Preferences API (for tests, demos and fault injection). "
+        "Prints its URL and an export line for the Airflow connection, then serves until SIGTERM or SIGINT.",
     )
     helps = _knob_help()
     defaults = FakeConfig()
-    special = {"subscriptions", "private_app_tokens", "oauth_clients", "requests_per_window", "seed", "batch_mode"}
+
+    def text(name: str, default: str | None = None) -> str:
+        shown = _show(getattr(defaults, name)) if default is None else default
+        return f"{helps.get(name, '')} (default: {shown})"
+
+    special = {
+        "subscriptions",
+        "private_app_tokens",
+        "oauth_clients",
+        "requests_per_window",
+        "max_batch_size",
+        "daily_limit",
+        "api_versions",
+        "partial_status",
+        "unknown_subscription_status",
+        "seed",
+        "batch_mode",
+    }
     for f in dataclasses.fields(FakeConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = getattr(defaults, f.name)
-        text = f"{helps.get(f.name, '')} (default: {default!r})"
         if f.name in special:
             continue
+        flag = "--" + f.name.replace("_", "-")
         if f.type == "bool":
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+            action = argparse.BooleanOptionalAction
+            parser.add_argument(flag, dest=f.name, action=action, default=None, help=text(f.name))
         else:
-            parser.add_argument(flag, dest=f.name, type=_SCALARS[str(f.type)], default=None, help=text)
+            parser.add_argument(flag, dest=f.name, type=_SCALARS[str(f.type)], default=None, help=text(f.name))
+    for name in ("requests_per_window", "max_batch_size", "daily_limit"):
+        flag = "--" + name.replace("_", "-")
+        hint = text(name, "unlimited; 0 or none also mean unlimited")
+        parser.add_argument(flag, dest=name, type=_optional_int, default=None, help=hint)
+    parser.add_argument("--api-versions", type=_str_list, default=None, help=text("api_versions") + "; comma-separated")
+    parser.add_argument("--partial-status", type=int, choices=(200, 207), default=None, help=text("partial_status"))
     parser.add_argument(
-        "--requests-per-window",
-        type=_optional_int,
+        "--unknown-subscription-status",
+        type=int,
+        choices=(400, 404),
         default=None,
-        help=f"{helps['requests_per_window']} (default: unlimited; 0 also means unlimited)",
+        help=text("unknown_subscription_status"),
     )
-    parser.add_argument("--seed", type=int, default=None, help=f"{helps['seed']} (default: 0)")
-    parser.add_argument("--batch-mode", choices=BATCH_MODES, default=None, help=helps["batch_mode"])
+    parser.add_argument("--seed", type=int, default=None, help=text("seed"))
+    parser.add_argument("--batch-mode", choices=BATCH_MODES, default=None, help=text("batch_mode"))
     parser.add_argument(
         "--subscriptions", type=_int_list, default=None, help="comma-separated subscription ids (default: 101,102,103)"
     )
@@ -94,15 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
         type=_oauth_client,
         action="append",
         default=None,
-        help="OAuth app as CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN; repeatable",
+        help="OAuth app as CLIENT_ID:CLIENT_SECRET:REFRESH_TOKEN; repeatable "
+        "(default: fake-client-id:fake-client-secret:fake-refresh-token)",
     )
-    parser.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
-    parser.add_argument("--conn-id", default="hubcomm_default", help="connection id of the printed line")
+    parser.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback (default: off)")
     parser.add_argument(
-        "--auth", choices=("private_app", "oauth"), default="private_app", help="auth of the printed connection"
+        "--conn-id", default="hubcomm_default", help="connection id of the printed line (default: hubcomm_default)"
     )
-    parser.add_argument("--ready-file", type=Path, help="write the URL to this file once listening")
-    parser.add_argument("--state-file", type=Path, help="on exit, dump final state and counters here as JSON")
+    parser.add_argument(
+        "--auth",
+        choices=("private_app", "oauth"),
+        default="private_app",
+        help="auth of the printed connection (default: private_app)",
+    )
+    parser.add_argument("--ready-file", type=Path, help="write the URL to this file once listening (default: none)")
+    parser.add_argument(
+        "--state-file", type=Path, help="on exit, dump final state and counters here as JSON (default: none)"
+    )
     parser.add_argument("--run-for", type=float, help="stop after this many seconds (default: until a signal)")
     return parser
 
@@ -122,8 +181,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     knob_names = {f.name for f in dataclasses.fields(FakeConfig)}
     knobs: dict[str, Any] = {k: v for k, v in vars(args).items() if k in knob_names and v is not None}
-    if getattr(args, "requests_per_window", None) is None:
-        knobs.pop("requests_per_window", None)
     host = knobs.get("host", "127.0.0.1")
     if host not in _LOOPBACK and not args.allow_remote:
         parser.error(f"--host {host} is not loopback; pass --allow-remote to listen there")
@@ -149,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         env = f"AIRFLOW_CONN_{args.conn_id.upper()}"
         print(fake.url)
-        print(f"{env}='{fake.connection_json(auth=args.auth)}'", flush=True)
+        print(f"export {env}={shlex.quote(fake.connection_json(auth=args.auth))}", flush=True)
         if args.ready_file:
             _write_atomic(args.ready_file, fake.url + "\n")
         deadline = None if args.run_for is None else time.monotonic() + args.run_for

@@ -2,13 +2,19 @@
 
 Order of decisions for an API request, all taken when the request arrives:
 
-1. route on the raw path split by ``/`` (unknown path: 404, method not served: 405; no auth needed);
+1. route on the raw path split by ``/`` (unknown path or API version not in ``api_versions``: 404, method
+   not served: 405; no auth needed);
 2. seven random draws from the seeded generator, always seven, so the i-th API request always gets the
-   same faults for a given seed, whatever the timing or the other knobs;
-3. authentication (401), then the rolling-window budget (429, consumes nothing);
-4. injected 5xx (consumes budget; nothing is applied), then injected 429 "storm" (consumes nothing);
+   same faults for a given seed, whatever the timing or the other knobs (the drip decision has its own
+   generator);
+3. authentication (401), then the daily budget (``DAILY`` 429), then the rolling-window budget
+   (``TEN_SECONDLY_ROLLING`` 429), then an injected 429 "storm"; none of these consumes budget;
+4. the request now counts against both budgets: missing batch scopes (403), injected 5xx (nothing applied);
 5. after the (optional) injected latency: lazy application of due delayed batches, the handler, and
    possibly the drop-after-write (the write is applied, the connection closed with no answer).
+
+With ``echo_secrets`` every error answer quotes the request's credentials; with ``drip_interval`` the body of
+an API answer is sent byte by byte.
 """
 
 from __future__ import annotations
@@ -21,43 +27,42 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
-from airflow_provider_hubcomm.testing._auth import RateLimiter, TokenRegistry
+from airflow_provider_hubcomm.testing._auth import PRIVATE_APP, RateLimiter, TokenRegistry
 from airflow_provider_hubcomm.testing._handlers import HANDLERS, WRITE_ENDPOINTS, Ctx, Result
 from airflow_provider_hubcomm.testing._http import Deferred, HttpResponse
-from airflow_provider_hubcomm.testing._responses import (
-    ValidationFailed,
-    dumps,
-    error_body,
-    error_response,
-    json_response,
-    rate_limit_body,
+from airflow_provider_hubcomm.testing._policy import (
+    BATCH_SCOPES,
+    daily_headers,
+    echo_secrets,
+    injected_5xx,
+    missing_scopes,
+    rate_headers,
+    too_many,
+    too_many_daily,
 )
+from airflow_provider_hubcomm.testing._responses import ValidationFailed, error_body, error_response, json_response
 from airflow_provider_hubcomm.testing._state import ConsentStore, iso_now
+from airflow_provider_hubcomm.testing._token import token_grant
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from airflow_provider_hubcomm.testing._config import FakeConfig
     from airflow_provider_hubcomm.testing._http import HttpRequest
 
 __all__ = ["LOG_FIELDS", "FakeApp"]
 
-API_VERSIONS = frozenset({"v4", "2026-03"})
 TOKEN_VERSIONS = frozenset({"v1", "v3", "2026-03"})
 #: Never logged: query parameters that could carry a credential.
 SECRET_PARAMS = frozenset({"client_secret", "refresh_token", "code", "access_token", "token", "hapikey"})
 LOG_FIELDS = ("time", "method", "path", "query", "endpoint", "status", "outcome", "duration_ms", "n_inputs")
-_5XX = (500, 502, 503, 504)
-_5XX_MESSAGES = {
-    500: "An internal error occurred.",
-    502: "Bad Gateway: processing limits reached, try again later.",
-    503: "Service Unavailable: HubSpot is temporarily unavailable.",
-    504: "Gateway Timeout: processing limits reached, try again later.",
-}
 
 
-def route(path: str) -> tuple[str, str | None] | None:
+def route(path: str, versions: Collection[str]) -> tuple[str, str | None] | None:
     """Map a raw path to ``(endpoint, raw subscriber segment)``; ``None`` when no endpoint matches.
 
     :param path: the raw, still percent-encoded path.
+    :param versions: the API versions served (``api_versions``); other versions do not route.
     """
     parts = path.split("/")
     n = len(parts)
@@ -65,7 +70,7 @@ def route(path: str) -> tuple[str, str | None] | None:
         return None
     if parts[1] == "oauth" and n == 4 and parts[2] in TOKEN_VERSIONS and parts[3] == "token":
         return "token", None
-    if parts[1] != "communication-preferences" or parts[2] not in API_VERSIONS:
+    if parts[1] != "communication-preferences" or parts[2] not in versions:
         return None
     rest = parts[3:]
     if rest == ["definitions"]:
@@ -112,6 +117,10 @@ class FakeApp:
         self.tokens = TokenRegistry(list(config.private_app_tokens), config.clients())
         self.limiter = RateLimiter()
         self.rng = random.Random(config.seed)
+        #: Drip decisions have their own generator so the main sequence of seven draws stays as it was.
+        self.drip_rng = random.Random(f"drip-{config.seed}")
+        #: Requests counted against ``daily_limit`` (the whole account, every app).
+        self.daily_used = 0
         self.lock = threading.Lock()
         self.counters: Counter[str] = Counter()
         #: Entries are tuples in ``LOG_FIELDS`` order (a third of the memory of dicts).
@@ -127,6 +136,7 @@ class FakeApp:
             self.config = config
             if reseed:
                 self.rng = random.Random(config.seed)
+                self.drip_rng = random.Random(f"drip-{config.seed}")
 
     # -- App protocol ------------------------------------------------------------------------------------
     def error_response(self, status: int, message: str) -> HttpResponse:
@@ -145,7 +155,7 @@ class FakeApp:
         :param req: the parsed request.
         """
         now = req.received
-        found = route(req.path)
+        found = route(req.path, self.config.api_versions)
         if found is None:
             return self._finish_fixed(req, "unknown", self._not_found(req), "not_found", 0.0)
         endpoint, raw_sub = found
@@ -157,11 +167,19 @@ class FakeApp:
         with self.lock:
             cfg = self.config
             draws = [self.rng.random() for _ in range(7)]
+            drip = cfg.drip_interval if cfg.drip_interval > 0 and self.drip_rng.random() < cfg.drip_rate else 0.0
         delay = self._delay(cfg, draws)
         auth = self.tokens.check(req.headers.get("authorization"), now)
         if auth.app is None:
             body = error_body(auth.message, str(uuid.uuid4()), auth.category)
-            return self._finish_fixed(req, endpoint, json_response(401, body), "unauthorized", delay)
+            return self._finish_fixed(req, endpoint, json_response(401, body), "unauthorized", delay, drip)
+        daily = cfg.daily_limit
+        private = auth.app == PRIVATE_APP
+        if daily is not None and self.daily_used >= daily:
+            resp = too_many_daily(str(uuid.uuid4()))
+            if private:
+                resp.headers.extend(daily_headers(daily, self.daily_used))
+            return self._finish_fixed(req, endpoint, resp, "daily_limited", delay, drip)
         headers: list[tuple[str, str]] = []
         limit = cfg.requests_per_window
         decision = None
@@ -169,34 +187,39 @@ class FakeApp:
             with self.lock:
                 decision = self.limiter.peek(auth.app, limit, cfg.window_seconds, now)
             if not decision.allowed:
-                resp = self._too_many(cfg, decision.retry_after)
-                resp.headers.extend(self._rate_headers(cfg, decision.limit, 0))
-                return self._finish_fixed(req, endpoint, resp, "rate_limited", delay)
-        if draws[2] < cfg.error_rate_5xx:
+                resp = too_many(cfg, decision.retry_after, str(uuid.uuid4()))
+                resp.headers.extend(rate_headers(cfg, decision.limit, 0))
+                return self._finish_fixed(req, endpoint, resp, "rate_limited", delay, drip)
+        if draws[4] < cfg.error_rate_429 and draws[2] >= cfg.error_rate_5xx:
+            resp = too_many(cfg, 1, str(uuid.uuid4()))
             if decision is not None:
-                with self.lock:
-                    decision = self.limiter.consume(auth.app, decision, now)
-            status = _5XX[int(draws[3] * 4) % 4]
-            resp = error_response(status, _5XX_MESSAGES[status], str(uuid.uuid4()))
+                resp.headers.extend(rate_headers(cfg, decision.limit, decision.remaining))
+            return self._finish_fixed(req, endpoint, resp, "injected_429", delay, drip)
+        # From here on the request is answered and counts against the window and the daily budget.
+        with self.lock:
             if decision is not None:
-                resp.headers.extend(self._rate_headers(cfg, decision.limit, decision.remaining))
-            return self._finish_fixed(req, endpoint, resp, "injected_5xx", delay)
-        if draws[4] < cfg.error_rate_429:
-            resp = self._too_many(cfg, 1)
-            if decision is not None:
-                resp.headers.extend(self._rate_headers(cfg, decision.limit, decision.remaining))
-            return self._finish_fixed(req, endpoint, resp, "injected_429", delay)
-        if decision is not None:
-            with self.lock:
                 decision = self.limiter.consume(auth.app, decision, now)
-            headers = self._rate_headers(cfg, decision.limit, decision.remaining)
+                headers = rate_headers(cfg, decision.limit, decision.remaining)
+            self.daily_used += 1
+            if daily is not None and private:
+                headers.extend(daily_headers(daily, self.daily_used))
+        if not cfg.batch_scopes and endpoint in BATCH_SCOPES:
+            resp = missing_scopes(endpoint, str(uuid.uuid4()))
+            resp.headers.extend(headers)
+            return self._finish_fixed(req, endpoint, resp, "missing_scopes", delay, drip)
+        if draws[2] < cfg.error_rate_5xx:
+            resp = injected_5xx(cfg, draws[3], str(uuid.uuid4()))
+            resp.headers.extend(headers)
+            return self._finish_fixed(req, endpoint, resp, "injected_5xx", delay, drip)
         drop = f"{endpoint}:{req.method}" in WRITE_ENDPOINTS and draws[5] < cfg.drop_after_write_rate
         cancel = draws[6] < cfg.cancel_rate
 
         requested_at = iso_now()
 
         def finish() -> HttpResponse:
-            return self._run(req, endpoint, handler, raw_sub, cfg, headers, drop, cancel, requested_at)
+            resp = self._run(req, endpoint, handler, raw_sub, cfg, headers, drop, cancel, requested_at)
+            resp.drip = drip
+            return resp
 
         return Deferred(delay, finish) if delay > 0 else finish()
 
@@ -209,21 +232,6 @@ class FakeApp:
         return delay
 
     @staticmethod
-    def _rate_headers(cfg: FakeConfig, limit: int, remaining: int) -> list[tuple[str, str]]:
-        return [
-            ("X-HubSpot-RateLimit-Max", str(limit)),
-            ("X-HubSpot-RateLimit-Remaining", str(max(0, remaining))),
-            ("X-HubSpot-RateLimit-Interval-Milliseconds", str(round(cfg.window_seconds * 1000))),
-        ]
-
-    @staticmethod
-    def _too_many(cfg: FakeConfig, retry_after: int) -> HttpResponse:
-        resp = json_response(429, rate_limit_body(str(uuid.uuid4())))
-        if cfg.send_retry_after:
-            resp.headers.append(("Retry-After", str(retry_after)))
-        return resp
-
-    @staticmethod
     def _not_found(req: HttpRequest) -> HttpResponse:
         msg = f"Unable to route request: no endpoint matches {req.method} {req.path}"
         return error_response(404, msg, str(uuid.uuid4()), "OBJECT_NOT_FOUND")
@@ -234,8 +242,12 @@ class FakeApp:
         return error_response(405, msg, str(uuid.uuid4()), "METHOD_NOT_ALLOWED")
 
     def _finish_fixed(
-        self, req: HttpRequest, endpoint: str, resp: HttpResponse, outcome: str, delay: float
+        self, req: HttpRequest, endpoint: str, resp: HttpResponse, outcome: str, delay: float, drip: float = 0.0
     ) -> HttpResponse | Deferred:
+        if resp.status >= 400 and self.config.echo_secrets:
+            echo_secrets(resp, req, endpoint == "token")
+        resp.drip = drip
+
         def finish() -> HttpResponse:
             self._record(req, endpoint, resp, outcome, 0, 0)
             return resp
@@ -265,6 +277,8 @@ class FakeApp:
         except ValidationFailed as exc:
             result = Result(error_response(400, str(exc), cid, "VALIDATION_ERROR", exc.errors), "validation_error")
         resp = result.response
+        if resp.status >= 400 and cfg.echo_secrets:
+            echo_secrets(resp, req, False)
         resp.headers.extend(headers)
         resp.headers.append(("X-HubSpot-Correlation-Id", cid))
         outcome = result.outcome
@@ -307,61 +321,10 @@ class FakeApp:
         if draws is not None:
             delay = self._delay(cfg, draws)
             if draws[2] < cfg.error_rate_5xx:
-                status = _5XX[int(draws[3] * 4) % 4]
-                resp = error_response(status, _5XX_MESSAGES[status], str(uuid.uuid4()))
+                resp = injected_5xx(cfg, draws[3], str(uuid.uuid4()))
                 return self._finish_fixed(req, "token", resp, "injected_5xx", delay)
             if draws[4] < cfg.error_rate_429:
-                return self._finish_fixed(req, "token", self._too_many(cfg, 1), "injected_429", delay)
-        resp, outcome = self._token(req, cfg)
+                resp = too_many(cfg, 1, str(uuid.uuid4()))
+                return self._finish_fixed(req, "token", resp, "injected_429", delay)
+        resp, outcome = token_grant(req, cfg, self.tokens)
         return self._finish_fixed(req, "token", resp, outcome, delay)
-
-    def _token(self, req: HttpRequest, cfg: FakeConfig) -> tuple[HttpResponse, str]:
-        try:
-            form = dict(parse_qsl(req.body.decode(), keep_blank_values=True))
-        except UnicodeDecodeError:
-            form = {}
-        cid = str(uuid.uuid4())
-
-        def refuse(status: str, message: str, error: str, description: str) -> tuple[HttpResponse, str]:
-            body = {
-                "status": status,
-                "message": message,
-                "error": error,
-                "error_description": description,
-                "correlationId": cid,
-            }
-            return json_response(400, body), "token_refused"
-
-        if form.get("grant_type") != "refresh_token":
-            return refuse(
-                "BAD_GRANT_TYPE",
-                "grant_type must be refresh_token",
-                "unsupported_grant_type",
-                "Only the refresh_token grant is supported by this fake.",
-            )
-        access, refresh = self.tokens.refresh(
-            form.get("client_id", ""),
-            form.get("client_secret", ""),
-            form.get("refresh_token", ""),
-            cfg.token_ttl,
-            cfg.rotate_refresh_tokens,
-            req.received,
-        )
-        if access is None:
-            if refresh == "BAD_CLIENT_ID":
-                return refuse("BAD_CLIENT_ID", "missing or unknown client id", "invalid_client", "Invalid client.")
-            return refuse(
-                "BAD_REFRESH_TOKEN",
-                "missing or unknown refresh token",
-                "invalid_grant",
-                "The refresh token is invalid, expired or revoked.",
-            )
-        ttl = cfg.token_ttl
-        body = {
-            "token_type": "bearer",
-            "access_token": access,
-            "refresh_token": refresh,
-            "expires_in": int(ttl) if float(ttl).is_integer() else ttl,
-            "token_use": "access_token",
-        }
-        return HttpResponse(200, dumps(body), [("Cache-Control", "no-store")]), "token_issued"

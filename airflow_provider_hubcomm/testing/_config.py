@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_CLIENT_SECRET",
     "DEFAULT_PRIVATE_APP_TOKEN",
     "DEFAULT_REFRESH_TOKEN",
+    "KNOWN_API_VERSIONS",
     "LEGAL_BASES",
     "RUNTIME_KNOBS",
     "STATUS_STATES",
@@ -41,6 +42,11 @@ LEGAL_BASES: Final = (
 )
 BATCH_MODES: Final = ("immediate", "delayed", "cancel")
 INT64_MAX: Final = 2**63 - 1
+#: API version path segments the fake can serve (``api_versions`` picks among them).
+KNOWN_API_VERSIONS: Final = ("2026-03", "v4")
+#: HubSpot's scopes for the batch endpoints (named in the 403 ``MISSING_SCOPES`` answer).
+BATCH_READ_SCOPE: Final = "communication_preferences.statuses.batch.read"
+BATCH_WRITE_SCOPE: Final = "communication_preferences.statuses.batch.write"
 
 DEFAULT_PRIVATE_APP_TOKEN: Final = "pat-fake-0123456789abcdef"
 DEFAULT_CLIENT_ID: Final = "fake-client-id"
@@ -170,7 +176,8 @@ class FakeConfig:
     :param requests_per_window: rolling-window budget per app; ``None`` means unlimited and no headers.
     :param window_seconds: length of the rolling window.
     :param send_retry_after: send ``Retry-After`` on 429 answers.
-    :param max_batch_size: larger batches are refused with a whole-request 400.
+    :param max_batch_size: larger batches are refused whole with a 400 naming the limit; None means no
+        limit (HubSpot documents none).
     :param latency: fixed delay added to every API answer.
     :param latency_jitter: uniform extra delay in ``[0, latency_jitter]``.
     :param latency_spike_rate: probability of an extra ``latency_spike_seconds`` delay.
@@ -185,6 +192,25 @@ class FakeConfig:
     :param seed: seed of the single random generator behind every injected fault.
     :param request_log_limit: most recent requests kept in ``request_log``.
     :param max_body_bytes: larger request bodies are refused with 413.
+    :param api_versions: API version path segments served (2026-03, v4); other versions answer 404 like an
+        unknown route, so serving only 2026-03 models HubSpot after the v4 cutoff (2027-03-30).
+    :param partial_status: HTTP status of a batch write or batch unsubscribe-all with per-input errors: 200
+        (HubSpot's spec declares only 200) or 207 (older assumption). Batch reads always answer 207.
+    :param unknown_subscription_status: status of a single write to an unknown subscription: 400
+        (VALIDATION_ERROR) or 404 (OBJECT_NOT_FOUND); the same status is used for the per-input error in a batch.
+    :param strict_brands: reads without businessUnitId cover brand 0 only (definitions and status reads);
+        False lists every brand in GET /definitions and in the single opt-out-of-all read.
+    :param batch_scopes: the app holds the batch scopes; False answers every batch endpoint with 403
+        MISSING_SCOPES (an account below Marketing Hub Enterprise).
+    :param daily_limit: requests allowed per day for the whole account (None: unlimited); private-app answers
+        carry the daily headers, and once spent every API request gets a DAILY 429 without Retry-After.
+    :param html_5xx: injected 5xx answers carry a text/html page (like a load balancer) instead of JSON.
+    :param require_legal_basis: writes without legalBasis and legalBasisExplanation are refused (the
+        account's GDPR settings are on): 400 on a single write, a per-input error in a batch.
+    :param drip_interval: seconds between body bytes of a dripped answer (0: off); headers go out at once.
+    :param drip_rate: probability that an API answer is dripped when drip_interval is above 0.
+    :param echo_secrets: error answers quote the request's Authorization header (and the token endpoint the
+        posted client_secret and refresh_token), as a careless proxy would.
     """
 
     host: str = "127.0.0.1"
@@ -197,7 +223,7 @@ class FakeConfig:
     requests_per_window: int | None = None
     window_seconds: float = 10.0
     send_retry_after: bool = True
-    max_batch_size: int = 1000
+    max_batch_size: int | None = None
     latency: float = 0.0
     latency_jitter: float = 0.0
     latency_spike_rate: float = 0.0
@@ -212,12 +238,24 @@ class FakeConfig:
     seed: int | None = 0
     request_log_limit: int = 100_000
     max_body_bytes: int = 16 * 1024 * 1024
+    api_versions: Sequence[str] = KNOWN_API_VERSIONS
+    partial_status: int = 200
+    unknown_subscription_status: int = 400
+    strict_brands: bool = True
+    batch_scopes: bool = True
+    daily_limit: int | None = None
+    html_5xx: bool = False
+    require_legal_basis: bool = False
+    drip_interval: float = 0.0
+    drip_rate: float = 1.0
+    echo_secrets: bool = False
 
     def __post_init__(self) -> None:
         for name in ("latency_spike_rate", "error_rate_5xx", "error_rate_429", "drop_after_write_rate"):
             _check_probability(name, getattr(self, name))
         _check_probability("cancel_rate", self.cancel_rate)
-        for name in ("latency", "latency_jitter", "latency_spike_seconds", "batch_delay"):
+        _check_probability("drip_rate", self.drip_rate)
+        for name in ("latency", "latency_jitter", "latency_spike_seconds", "batch_delay", "drip_interval"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -229,8 +267,18 @@ class FakeConfig:
             raise ValueError(f"requests_per_window must be >= 1 or None, got {self.requests_per_window!r}")
         if self.batch_mode not in BATCH_MODES:
             raise ValueError(f"batch_mode must be one of {BATCH_MODES}, got {self.batch_mode!r}")
-        if self.max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {self.max_batch_size!r}")
+        if self.max_batch_size is not None and self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1 or None, got {self.max_batch_size!r}")
+        if self.daily_limit is not None and self.daily_limit < 1:
+            raise ValueError(f"daily_limit must be >= 1 or None, got {self.daily_limit!r}")
+        if self.partial_status not in (200, 207):
+            raise ValueError(f"partial_status must be 200 or 207, got {self.partial_status!r}")
+        if self.unknown_subscription_status not in (400, 404):
+            got = self.unknown_subscription_status
+            raise ValueError(f"unknown_subscription_status must be 400 or 404, got {got!r}")
+        if isinstance(self.api_versions, str) or not set(self.api_versions) <= set(KNOWN_API_VERSIONS):
+            got_versions = self.api_versions
+            raise ValueError(f"api_versions must be a sequence drawn from {KNOWN_API_VERSIONS}, got {got_versions!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {self.port!r}")
         if isinstance(self.private_app_tokens, str):
@@ -280,6 +328,17 @@ RUNTIME_KNOBS: Final = frozenset(
         "batch_delay",
         "cancel_rate",
         "seed",
+        "api_versions",
+        "partial_status",
+        "unknown_subscription_status",
+        "strict_brands",
+        "batch_scopes",
+        "daily_limit",
+        "html_5xx",
+        "require_legal_basis",
+        "drip_interval",
+        "drip_rate",
+        "echo_secrets",
     }
 )
 

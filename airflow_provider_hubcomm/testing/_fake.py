@@ -249,7 +249,12 @@ class FakeHubSpot:
     # -- observation -------------------------------------------------------------------------------------
     @property
     def counters(self) -> dict[str, int]:
-        """Counts per outcome (``ok``, ``validation_error``, ``rate_limited``, …) and ``endpoint:<name>``."""
+        """Counts per outcome and ``endpoint:<name>``.
+
+        Outcomes: ``ok``, ``partial``, ``pending``, ``canceled``, ``validation_error``, ``not_found``,
+        ``unauthorized``, ``missing_scopes``, ``rate_limited``, ``daily_limited``, ``injected_5xx``,
+        ``injected_429``, ``dropped_after_write``, ``token_issued``, ``token_refused``, …
+        """
         with self._app.lock:
             return dict(self._app.counters)
 
@@ -283,6 +288,11 @@ class FakeHubSpot:
         new = self.config.replace(**knobs)
         self.config = new
         self._app.reconfigure(new, reseed="seed" in knobs)
+
+    def new_day(self) -> None:
+        """Start a new day: the account's ``daily_limit`` budget is full again (HubSpot resets it at midnight)."""
+        with self._app.lock:
+            self._app.daily_used = 0
 
     def revoke_refresh_token(self, token: str) -> bool:
         """Revoke a refresh token (the next refresh grant with it gets ``BAD_REFRESH_TOKEN``).

@@ -1,9 +1,11 @@
 """Endpoint handlers of the fake: request validation, state changes and HubSpot-shaped answers.
 
-Whole-request problems (bad JSON, missing ``inputs``, bad enum, non-integer ``subscriptionId``, oversized
-batch, missing ``channel`` query parameter) raise :class:`ValidationFailed` (a 400). Per-input problems in an
-otherwise valid batch (unknown or inactive subscription, subscriber id that is not an e-mail address) become
-``errors[]`` in a 207. A single write to an unknown subscription answers 404 ``OBJECT_NOT_FOUND``.
+Whole-request problems (bad JSON, missing ``inputs``, bad enum, non-integer ``subscriptionId``, batch over
+``max_batch_size``, missing ``channel`` query parameter) raise :class:`ValidationFailed` (a 400). Per-input
+problems in an otherwise valid batch (unknown or inactive subscription, subscriber id that is not an e-mail
+address, missing legal basis under ``require_legal_basis``) become ``StandardError`` entries in ``errors[]``:
+HTTP 200 on the batch writes (``partial_status``), 207 on the batch reads, as HubSpot's spec declares. A single
+write to an unknown subscription answers ``unknown_subscription_status`` (400 ``VALIDATION_ERROR`` by default).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from airflow_provider_hubcomm.testing._responses import (
     standard_error,
     wide_status,
 )
-from airflow_provider_hubcomm.testing._state import WRITE_SOURCE, StatusRecord, Write
+from airflow_provider_hubcomm.testing._state import Write
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing._config import FakeConfig
@@ -128,15 +130,15 @@ def _parse_write(obj: Any, where: str, errors: list[dict[str, str]], subscriber:
     return Write(subscriber.strip(), sid, state, basis, explanation)
 
 
-def _inputs(body: bytes, max_size: int) -> list[Any]:
+def _inputs(body: bytes, max_size: int | None) -> list[Any]:
     obj = _parse_json(body)
     if not isinstance(obj, dict) or "inputs" not in obj:
         raise ValidationFailed([{"message": "Some required fields were not set: [inputs]", "in": "inputs"}])
     inputs = obj["inputs"]
     if not isinstance(inputs, list):
         raise ValidationFailed([{"message": "inputs must be a JSON array", "in": "inputs"}])
-    if len(inputs) > max_size:
-        msg = f"Batch size {len(inputs)} exceeds the maximum of {max_size} inputs per request"
+    if max_size is not None and len(inputs) > max_size:
+        msg = f"Batch too large: {len(inputs)} inputs, the limit is {max_size} inputs per request"
         raise ValidationFailed([{"message": msg, "in": "inputs"}])
     return inputs
 
@@ -183,29 +185,45 @@ def _subscriber(ctx: Ctx) -> str:
     return sub.lower()
 
 
-def _input_problem(store: ConsentStore, w: Write) -> dict[str, Any] | None:
+def _input_problem(ctx: Ctx, w: Write) -> dict[str, Any] | None:
     context = {"subscriberIdString": [w.subscriber], "subscriptionId": [str(w.subscription_id)]}
     if not is_email(w.subscriber):
         msg = f"Invalid subscriberIdString {w.subscriber!r}: not a valid email address"
         return standard_error(400, "VALIDATION_ERROR", msg, context)
-    d = store.definitions.get(w.subscription_id)
+    d = ctx.store.definitions.get(w.subscription_id)
     if d is None:
-        return standard_error(404, "OBJECT_NOT_FOUND", f"Subscription {w.subscription_id} does not exist", context)
+        status = ctx.config.unknown_subscription_status
+        category = "OBJECT_NOT_FOUND" if status == 404 else "VALIDATION_ERROR"
+        return standard_error(status, category, f"Subscription {w.subscription_id} does not exist", context)
     if not d.is_active:
         return standard_error(400, "VALIDATION_ERROR", f"Subscription {w.subscription_id} is not active", context)
+    if ctx.config.require_legal_basis and (w.legal_basis is None or w.legal_basis_explanation is None):
+        msg = "legalBasis and legalBasisExplanation are required: this account's data privacy (GDPR) settings are on"
+        return standard_error(400, "VALIDATION_ERROR", msg, context, "LEGAL_BASIS_REQUIRED")
     return None
 
 
-def _ok(ctx: Ctx, results: list[Any], errors: list[dict[str, Any]] | None = None, **kw: Any) -> HttpResponse:
+def _ok(
+    ctx: Ctx, results: list[Any], errors: list[dict[str, Any]] | None = None, partial: int = 207, **kw: Any
+) -> HttpResponse:
+    """Build an envelope answer: 200, or ``partial`` when there are per-input ``errors``."""
     completed_at = kw.pop("completed_at", ctx.started_at)
     body = envelope(results, ctx.requested_at, ctx.started_at, completed_at, errors=errors, **kw)
-    return json_response(207 if errors else 200, body)
+    return json_response(partial if errors else 200, body)
+
+
+def _brand(ctx: Ctx) -> int | None:
+    """Brand a definitions or single opt-out-of-all read covers: the one asked, else 0 (all when not strict)."""
+    bu = _business_unit(ctx.query)
+    if bu is None and ctx.config.strict_brands:
+        return 0
+    return bu
 
 
 # -- endpoints ---------------------------------------------------------------------------------------------
 def definitions(ctx: Ctx) -> Result:
     """``GET /definitions``."""
-    bu = _business_unit(ctx.query)
+    bu = _brand(ctx)
     translations = _flag(ctx.query, "includeTranslations")
     results = [definition(d, ctx.store.created_at, translations) for d in ctx.store.defs_for(bu)]
     return Result(_ok(ctx, results), "ok")
@@ -229,7 +247,7 @@ def set_status(ctx: Ctx) -> Result:
     if w is None:
         raise ValidationFailed(errors)
     sub = _subscriber(ctx)
-    problem = _input_problem(ctx.store, w)
+    problem = _input_problem(ctx, w)
     if problem is not None:
         resp = error_response(int(problem["status"]), problem["message"], ctx.correlation_id, problem["category"])
         return Result(resp, "not_found" if problem["status"] == "404" else "validation_error", 1)
@@ -248,34 +266,27 @@ def batch_write(ctx: Ctx) -> Result:
     store, good, problems = ctx.store, [], []
     for w in writes:
         assert w is not None  # no errors means every input parsed
-        problem = _input_problem(store, w)
+        problem = _input_problem(ctx, w)
         if problem is None:
             good.append(Write(w.subscriber.lower(), *_rest(w)))
         else:
             problems.append(problem)
-    mode = ctx.config.batch_mode
+    mode, partial = ctx.config.batch_mode, ctx.config.partial_status
     if (mode == "cancel" and ctx.cancel) or mode == "delayed":
-        echo = [
-            public_status(
-                store.definitions[w.subscription_id],
-                w.subscriber,
-                StatusRecord(w.status, w.legal_basis, w.legal_basis_explanation, ctx.started_at, WRITE_SOURCE),
-                "",
-            )
-            for w in good
-        ]
+        # HubSpot never promised to echo inputs it has not processed: results stay empty.
         if mode == "delayed":
             store.defer(good, ctx.now + ctx.config.batch_delay)
-            resp = _ok(ctx, echo, problems, status="PENDING", completed_at=None)
+            resp = _ok(ctx, [], problems, partial, status="PENDING")
             return Result(resp, "pending", len(inputs), wrote=bool(good))
-        return Result(_ok(ctx, echo, problems, status="CANCELED"), "canceled", len(inputs))
+        return Result(_ok(ctx, [], problems, partial, status="CANCELED"), "canceled", len(inputs))
     results = []
     with store.lock:
         for w in good:
             rec, reason = store.write(w)
             results.append(public_status(store.definitions[w.subscription_id], w.subscriber, rec, "", reason))
     outcome = "partial" if problems else "ok"
-    return Result(_ok(ctx, results, problems), outcome, len(inputs), wrote=bool(good), applied=len(good))
+    resp = _ok(ctx, results, problems, partial)
+    return Result(resp, outcome, len(inputs), wrote=bool(good), applied=len(good))
 
 
 def _rest(w: Write) -> tuple[int, str, str | None, str | None]:
@@ -305,7 +316,7 @@ def get_unsubscribe_all(ctx: Ctx) -> Result:
     """``GET /statuses/{subscriberIdString}/unsubscribe-all``: empty results unless opted out of all."""
     _channel(ctx.query)
     sub = _subscriber(ctx)
-    bu = _business_unit(ctx.query)
+    bu = _brand(ctx)
     results = [wide_status(sub, b, ts) for b, ts in ctx.store.wide_statuses(sub, bu)]
     return Result(_ok(ctx, results), "ok", 1)
 
@@ -346,7 +357,8 @@ def batch_unsubscribe_all(ctx: Ctx) -> Result:
         results.append({"subscriberIdString": raw.lower(), "statuses": statuses})
     n_ok = len(results)
     outcome = "partial" if problems else "ok"
-    return Result(_ok(ctx, results, problems), outcome, len(inputs), wrote=n_ok > 0, applied=n_ok)
+    resp = _ok(ctx, results, problems, ctx.config.partial_status)
+    return Result(resp, outcome, len(inputs), wrote=n_ok > 0, applied=n_ok)
 
 
 def batch_unsubscribe_all_read(ctx: Ctx) -> Result:

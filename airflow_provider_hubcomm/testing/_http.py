@@ -3,7 +3,9 @@
 It knows nothing about HubSpot. An *application* turns each parsed :class:`HttpRequest` into either an
 :class:`HttpResponse` or a :class:`Deferred` (answer after a delay, used for injected latency). A response
 with ``drop=True`` closes the connection without writing anything, which is how the fake simulates a write
-that was applied but never answered. Requests on one connection are answered in order (pipelining safe).
+that was applied but never answered. A response with ``drip > 0`` sends its headers at once and then its
+body one byte every ``drip`` seconds (``loop.call_later`` chains, no thread), so a per-read timeout never
+fires while a whole-answer deadline does. Requests on one connection are answered in order (pipelining safe).
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ class HttpRequest:
 
 
 class HttpResponse:
-    """An answer: status, extra headers and a body (already encoded)."""
+    """An answer: status, extra headers and a body (already encoded); ``drip`` seconds between body bytes."""
 
-    __slots__ = ("body", "content_type", "drop", "headers", "status")
+    __slots__ = ("body", "content_type", "drip", "drop", "headers", "status")
 
     def __init__(
         self,
@@ -56,15 +58,25 @@ class HttpResponse:
         headers: list[tuple[str, str]] | None = None,
         content_type: str = "application/json;charset=utf-8",
         drop: bool = False,
+        drip: float = 0.0,
     ) -> None:
         self.status = status
         self.body = body
         self.headers = headers if headers is not None else []
         self.content_type = content_type
         self.drop = drop
+        self.drip = drip
 
     def encode(self, keep_alive: bool, date: str) -> bytes:
         """Serialize status line, headers and body.
+
+        :param keep_alive: whether the connection stays open after this answer.
+        :param date: value of the ``Date`` header.
+        """
+        return self.head(keep_alive, date) + self.body
+
+    def head(self, keep_alive: bool, date: str) -> bytes:
+        """Serialize status line and headers (with the blank line that ends them).
 
         :param keep_alive: whether the connection stays open after this answer.
         :param date: value of the ``Date`` header.
@@ -79,7 +91,7 @@ class HttpResponse:
             lines.append(f"Content-Type: {self.content_type}")
         lines.extend(f"{k}: {v}" for k, v in self.headers)
         lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class Deferred:
@@ -216,12 +228,35 @@ class HttpProtocol(asyncio.Protocol):
             self._closed = True
             transport.abort()
             return
+        if resp.drip > 0 and resp.body:
+            transport.write(resp.head(keep_alive, self._state.date()))
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(resp.drip, self._drip, resp, 0, keep_alive)
+            return
         transport.write(resp.encode(keep_alive, self._state.date()))
+        self._done(keep_alive)
+
+    def _done(self, keep_alive: bool) -> None:
         if keep_alive:
             self._busy = False
         else:
             self._closed = True
-            transport.close()
+            if self._transport is not None:
+                self._transport.close()
+
+    def _drip(self, resp: HttpResponse, pos: int, keep_alive: bool) -> None:
+        """Send the next body byte of a dripped answer; the last one frees the connection for the next request."""
+        self._timer = None
+        if self._closed or self._transport is None:
+            return
+        self._transport.write(resp.body[pos : pos + 1])
+        if pos + 1 < len(resp.body):
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(resp.drip, self._drip, resp, pos + 1, keep_alive)
+            return
+        self._done(keep_alive)
+        if not self._closed and self._buf:
+            self._process()
 
     def _parse(self) -> HttpRequest | None:
         buf = self._buf

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -13,10 +14,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ValidationFailed",
+    "daily_limit_body",
     "definition",
     "envelope",
     "error_response",
+    "html_response",
     "json_response",
+    "missing_scopes_body",
     "public_status",
     "standard_error",
     "wide_status",
@@ -25,6 +29,7 @@ __all__ = [
 _ERROR_CATEGORY = {
     400: "VALIDATION_ERROR",
     401: "INVALID_AUTHENTICATION",
+    403: "MISSING_SCOPES",
     404: "OBJECT_NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "VALIDATION_ERROR",
@@ -107,6 +112,59 @@ def error_response(
     return json_response(status, error_body(message, correlation_id, cat, errors))
 
 
+def html_response(status: int, message: str, correlation_id: str) -> HttpResponse:
+    """Build a load-balancer style HTML error page (for ``html_5xx``).
+
+    :param status: HTTP status.
+    :param message: the sentence shown on the page.
+    :param correlation_id: shown as a reference, as edge pages do.
+    """
+    text = html.escape(message)
+    page = (
+        f"<!DOCTYPE html>\n<html><head><title>{status} Error</title></head>"
+        f"<body><h1>{status} Error</h1><p>{text}</p><p>Reference: {correlation_id}</p></body></html>\n"
+    )
+    return HttpResponse(status, page.encode(), content_type="text/html; charset=utf-8")
+
+
+def missing_scopes_body(correlation_id: str, scope: str) -> dict[str, Any]:
+    """Return the ``Error`` body of a 403 ``MISSING_SCOPES`` (batch endpoints on a smaller account).
+
+    :param correlation_id: the request's correlation id.
+    :param scope: the granular scope the endpoint needs.
+    """
+    return {
+        "status": "error",
+        "message": "This app hasn't been granted all required scopes to make this call. Read more about "
+        "required scopes here: https://developers.hubspot.com/scopes.",
+        "correlationId": correlation_id,
+        "category": "MISSING_SCOPES",
+        "context": {"requiredGranularScopes": [scope]},
+        "errors": [
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+        "links": {"scopes": "https://developers.hubspot.com/scopes"},
+    }
+
+
+def daily_limit_body(correlation_id: str) -> dict[str, Any]:
+    """Return the body of a ``DAILY`` 429 (the account's daily budget is spent).
+
+    :param correlation_id: the request's correlation id.
+    """
+    return {
+        "status": "error",
+        "message": "You have reached your daily limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": correlation_id,
+        "policyName": "DAILY",
+        "requestId": correlation_id,
+    }
+
+
 def rate_limit_body(correlation_id: str) -> dict[str, Any]:
     """Return the body of a ``TEN_SECONDLY_ROLLING`` 429.
 
@@ -122,22 +180,37 @@ def rate_limit_body(correlation_id: str) -> dict[str, Any]:
     }
 
 
-def standard_error(status: int, category: str, message: str, context: dict[str, list[str]]) -> dict[str, Any]:
-    """Return a per-input ``StandardError`` (inside a 207 answer).
+def standard_error(
+    status: int, category: str, message: str, context: dict[str, list[str]], sub_category: str | None = None
+) -> dict[str, Any]:
+    """Return a per-input ``StandardError`` with every field HubSpot's schema requires.
+
+    Required: ``status``, ``category``, ``message``, ``context``, ``errors``, ``links``; ``subCategory`` is optional.
 
     :param status: HTTP status it stands for (sent as a string, as HubSpot does).
-    :param category: e.g. ``OBJECT_NOT_FOUND``.
+    :param category: e.g. ``VALIDATION_ERROR``.
     :param message: human-readable message.
-    :param context: names the failing input, e.g. ``{"subscriberIdString": ["x"]}``.
+    :param context: names the failing input, e.g. ``{"subscriberIdString": ["x"], "subscriptionId": ["101"]}``.
+    :param sub_category: optional ``subCategory``.
     """
-    return {"status": str(status), "category": category, "message": message, "context": context}
+    out: dict[str, Any] = {
+        "status": str(status),
+        "category": category,
+        "message": message,
+        "context": context,
+        "errors": [],
+        "links": {},
+    }
+    if sub_category is not None:
+        out["subCategory"] = sub_category
+    return out
 
 
 def envelope(
     results: list[Any],
     requested_at: str,
     started_at: str,
-    completed_at: str | None,
+    completed_at: str,
     status: str = "COMPLETE",
     errors: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -146,14 +219,13 @@ def envelope(
     :param results: the records.
     :param requested_at: when the request arrived.
     :param started_at: when its processing started (after any injected latency).
-    :param completed_at: when it completed (``None`` while ``PENDING``).
+    :param completed_at: when the answer was complete (the spec requires it, even on ``PENDING``).
     :param status: ``COMPLETE``, ``PENDING``, ``PROCESSING`` or ``CANCELED``.
     :param errors: per-input errors; when given, ``numErrors`` is added.
     """
     body: dict[str, Any] = {"status": status, "results": results, "requestedAt": requested_at}
     body["startedAt"] = started_at
-    if completed_at is not None:
-        body["completedAt"] = completed_at
+    body["completedAt"] = completed_at
     if errors:
         body["errors"] = errors
         body["numErrors"] = len(errors)
@@ -183,10 +255,13 @@ def public_status(
         "subscriptionId": d.id,
         "timestamp": rec.timestamp if rec else default_timestamp,
         "businessUnitId": d.business_unit_id,
-        "legalBasis": rec.legal_basis if rec else None,
-        "legalBasisExplanation": rec.legal_basis_explanation if rec else None,
         "subscriptionName": d.name,
     }
+    # Optional enum/string fields are left out when unset (the spec has no null for them).
+    if rec is not None and rec.legal_basis is not None:
+        out["legalBasis"] = rec.legal_basis
+    if rec is not None and rec.legal_basis_explanation is not None:
+        out["legalBasisExplanation"] = rec.legal_basis_explanation
     if reason is not None:
         out["setStatusSuccessReason"] = reason
     return out

@@ -31,7 +31,7 @@ def write(status: str, sub_id: int = 101, **extra: Any) -> dict[str, Any]:
 
 class TestDefinitions:
     def test_default_definitions_have_string_ids(self, api: httpx.Client) -> None:
-        body = api.get(f"{V4}/definitions").json()
+        body = api.get(f"{LATEST}/definitions").json()
         assert body["status"] == "COMPLETE"
         assert [d["id"] for d in body["results"]] == ["101", "102", "103"]
         for key in ("requestedAt", "startedAt", "completedAt"):
@@ -43,10 +43,16 @@ class TestDefinitions:
     def test_custom_subscriptions_and_business_unit_filter(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(subscriptions=[7, {"id": 8, "name": "News", "businessUnitId": 2}])
         headers = {"Authorization": f"Bearer {fake.token}"}
+        default = httpx.get(f"{fake.url}{LATEST}/definitions", headers=headers).json()["results"]
+        assert [(d["id"], d["businessUnitId"]) for d in default] == [("7", 0)]  # brand 0 only, as documented
+        bu2 = httpx.get(f"{fake.url}{LATEST}/definitions?businessUnitId=2", headers=headers).json()["results"]
+        assert [(d["name"], d["businessUnitId"]) for d in bu2] == [("News", 2)]
+
+    def test_lenient_brands_list_every_brand(self, hubcomm_fake_factory: Any) -> None:
+        fake = hubcomm_fake_factory(subscriptions=[7, {"id": 8, "businessUnitId": 2}], strict_brands=False)
+        headers = {"Authorization": f"Bearer {fake.token}"}
         all_defs = httpx.get(f"{fake.url}{LATEST}/definitions", headers=headers).json()["results"]
         assert [(d["id"], d["businessUnitId"]) for d in all_defs] == [("7", 0), ("8", 2)]
-        bu2 = httpx.get(f"{fake.url}{LATEST}/definitions?businessUnitId=2", headers=headers).json()["results"]
-        assert [d["name"] for d in bu2] == ["News"]
 
 
 class TestSetStatus:
@@ -75,71 +81,80 @@ class TestSetStatus:
         assert by_id[101]["status"] == "NOT_SPECIFIED"
         assert by_id[101]["source"] == "Default"
 
-    def test_unknown_subscription_is_404(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        resp = api.post(f"{V4}/statuses/c%40example.com", json=write("SUBSCRIBED", 999))
-        assert resp.status_code == 404
-        assert resp.json()["category"] == "OBJECT_NOT_FOUND"
+    def test_unknown_subscription_is_400_by_default(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
+        resp = api.post(f"{LATEST}/statuses/c%40example.com", json=write("SUBSCRIBED", 999))
+        assert resp.status_code == 400
+        assert resp.json()["category"] == "VALIDATION_ERROR"
+        assert "999" in resp.json()["message"]
         assert hubcomm_fake.snapshot() == {}
+        assert hubcomm_fake.counters["validation_error"] == 1
+
+    def test_unknown_subscription_404_as_an_option(self, hubcomm_fake_factory: Any) -> None:
+        fake = hubcomm_fake_factory(unknown_subscription_status=404)
+        headers = {"Authorization": f"Bearer {fake.token}"}
+        resp = httpx.post(f"{fake.url}{LATEST}/statuses/c%40x.com", json=write("SUBSCRIBED", 999), headers=headers)
+        assert (resp.status_code, resp.json()["category"]) == (404, "OBJECT_NOT_FOUND")
+        assert fake.snapshot() == {}
 
     def test_subscriber_is_lowercased(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        rec = api.post(f"{V4}/statuses/MiXeD%40Example.COM", json=write("SUBSCRIBED")).json()["results"][0]
+        rec = api.post(f"{LATEST}/statuses/MiXeD%40Example.COM", json=write("SUBSCRIBED")).json()["results"][0]
         assert rec["subscriberIdString"] == "mixed@example.com"
         assert hubcomm_fake.snapshot() == {("mixed@example.com", 101): "SUBSCRIBED"}
 
 
 class TestPathEncoding:
     def test_encoded_slash_stays_data(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        resp = api.post(f"{V4}/statuses/a%2Fb%40x.com", json=write("UNSUBSCRIBED"))
+        resp = api.post(f"{LATEST}/statuses/a%2Fb%40x.com", json=write("UNSUBSCRIBED"))
         assert resp.status_code == 200
         assert resp.json()["results"][0]["subscriberIdString"] == "a/b@x.com"
         assert hubcomm_fake.snapshot() == {("a/b@x.com", 101): "UNSUBSCRIBED"}
         # the same id with an encoded slash also routes to unsubscribe-all, never to another endpoint
-        resp = api.post(f"{V4}/statuses/a%2Fb%40x.com/unsubscribe-all", params={"channel": "EMAIL"})
+        resp = api.post(f"{LATEST}/statuses/a%2Fb%40x.com/unsubscribe-all", params={"channel": "EMAIL"})
         assert resp.status_code == 200
-        assert hubcomm_fake.request_log[0]["path"] == f"{V4}/statuses/a%2Fb%40x.com"
+        assert hubcomm_fake.request_log[0]["path"] == f"{LATEST}/statuses/a%2Fb%40x.com"
 
     def test_decoded_once_only(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
         # %2540 is "%40" after one decoding: not an address, so it is refused rather than decoded twice
-        resp = api.post(f"{V4}/statuses/a%2540x.com", json=write("SUBSCRIBED"))
+        resp = api.post(f"{LATEST}/statuses/a%2540x.com", json=write("SUBSCRIBED"))
         assert resp.status_code == 400
         assert resp.json()["errors"][0]["in"] == "subscriberIdString"
 
     def test_plus_is_kept(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        api.post(f"{V4}/statuses/a%2Btag%40x.com", json=write("SUBSCRIBED"))
+        api.post(f"{LATEST}/statuses/a%2Btag%40x.com", json=write("SUBSCRIBED"))
         assert ("a+tag@x.com", 101) in hubcomm_fake.snapshot()
 
     def test_raw_slash_is_another_route(self, api: httpx.Client) -> None:
-        assert api.post(f"{V4}/statuses/a/b@x.com", json=write("SUBSCRIBED")).status_code == 404
+        assert api.post(f"{LATEST}/statuses/a/b@x.com", json=write("SUBSCRIBED")).status_code == 404
 
 
 class TestUnsubscribeAll:
     def test_verbose_lists_changes_and_sets_wide_flag(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        api.post(f"{V4}/statuses/d%40example.com", json=write("UNSUBSCRIBED", 101))
-        resp = api.post(f"{V4}/statuses/d%40example.com/unsubscribe-all?channel=EMAIL&verbose=true")
+        api.post(f"{LATEST}/statuses/d%40example.com", json=write("UNSUBSCRIBED", 101))
+        resp = api.post(f"{LATEST}/statuses/d%40example.com/unsubscribe-all?channel=EMAIL&verbose=true")
         results = resp.json()["results"]
         assert [r["subscriptionId"] for r in results] == [102, 103]  # 101 was already unsubscribed
         assert {r["setStatusSuccessReason"] for r in results} == {"UNSUBSCRIBE_FROM_ALL_OCCURRED"}
-        wide = api.get(f"{V4}/statuses/d%40example.com/unsubscribe-all", params={"channel": "EMAIL"}).json()
+        wide = api.get(f"{LATEST}/statuses/d%40example.com/unsubscribe-all", params={"channel": "EMAIL"}).json()
         assert wide["results"][0]["wideStatusType"] == "PORTAL_WIDE"
         assert wide["results"][0]["status"] == "UNSUBSCRIBED"
         assert hubcomm_fake.opted_out_of_all("d@example.com")
 
     def test_not_verbose_has_empty_results(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        resp = api.post(f"{V4}/statuses/e%40example.com/unsubscribe-all", params={"channel": "EMAIL"})
+        resp = api.post(f"{LATEST}/statuses/e%40example.com/unsubscribe-all", params={"channel": "EMAIL"})
         assert resp.json()["results"] == []
         assert set(hubcomm_fake.snapshot().values()) == {"UNSUBSCRIBED"}
         assert len(hubcomm_fake.snapshot()) == 3
 
     def test_resubscribe_clears_wide_flag(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        api.post(f"{V4}/statuses/f%40example.com/unsubscribe-all", params={"channel": "EMAIL"})
-        rec = api.post(f"{V4}/statuses/f%40example.com", json=write("SUBSCRIBED", 103)).json()["results"][0]
+        api.post(f"{LATEST}/statuses/f%40example.com/unsubscribe-all", params={"channel": "EMAIL"})
+        rec = api.post(f"{LATEST}/statuses/f%40example.com", json=write("SUBSCRIBED", 103)).json()["results"][0]
         assert rec["setStatusSuccessReason"] == "RESUBSCRIBE_OCCURRED"
         assert not hubcomm_fake.opted_out_of_all("f@example.com")
-        wide = api.get(f"{V4}/statuses/f%40example.com/unsubscribe-all", params={"channel": "EMAIL"}).json()
+        wide = api.get(f"{LATEST}/statuses/f%40example.com/unsubscribe-all", params={"channel": "EMAIL"}).json()
         assert wide["results"] == []
 
     def test_missing_channel_is_400(self, api: httpx.Client) -> None:
-        resp = api.post(f"{V4}/statuses/g%40example.com/unsubscribe-all")
+        resp = api.post(f"{LATEST}/statuses/g%40example.com/unsubscribe-all")
         assert resp.status_code == 400
         assert resp.json()["errors"][0]["in"] == "channel"
 
@@ -147,7 +162,7 @@ class TestUnsubscribeAll:
 class TestBatch:
     def test_batch_write_then_batch_read(self, api: httpx.Client) -> None:
         inputs = [write("SUBSCRIBED", 101, subscriberIdString=f"u{i}@example.com") for i in range(3)]
-        resp = api.post(f"{V4}/statuses/batch/write", json={"inputs": inputs})
+        resp = api.post(f"{LATEST}/statuses/batch/write", json={"inputs": inputs})
         assert resp.status_code == 200
         body = resp.json()
         assert body["status"] == "COMPLETE"
@@ -157,14 +172,15 @@ class TestBatch:
             "u1@example.com",
             "u2@example.com",
         ]
-        read = api.post(f"{V4}/statuses/batch/read?channel=EMAIL", json={"inputs": ["u1@example.com"]})
+        read = api.post(f"{LATEST}/statuses/batch/read?channel=EMAIL", json={"inputs": ["u1@example.com"]})
         assert read.status_code == 200
         [entry] = read.json()["results"]
         assert entry["subscriberIdString"] == "u1@example.com"
         assert [s["status"] for s in entry["statuses"]] == ["SUBSCRIBED", "NOT_SPECIFIED", "NOT_SPECIFIED"]
 
     def test_batch_read_207_for_non_addresses(self, api: httpx.Client) -> None:
-        resp = api.post(f"{V4}/statuses/batch/read", params={"channel": "EMAIL"}, json={"inputs": ["ok@x.com", "nope"]})
+        payload = {"inputs": ["ok@x.com", "nope"]}
+        resp = api.post(f"{LATEST}/statuses/batch/read", params={"channel": "EMAIL"}, json=payload)
         assert resp.status_code == 207
         body = resp.json()
         assert [r["subscriberIdString"] for r in body["results"]] == ["ok@x.com"]
@@ -173,11 +189,11 @@ class TestBatch:
         assert body["errors"][0]["context"] == {"subscriberIdString": ["nope"]}
 
     def test_batch_unsubscribe_all_and_read(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
-        resp = api.post(f"{V4}/statuses/batch/unsubscribe-all?channel=EMAIL", json={"inputs": ["h@x.com"]})
+        resp = api.post(f"{LATEST}/statuses/batch/unsubscribe-all?channel=EMAIL", json={"inputs": ["h@x.com"]})
         assert resp.status_code == 200
         assert hubcomm_fake.opted_out_of_all("h@x.com")
         read = api.post(
-            f"{V4}/statuses/batch/unsubscribe-all/read?channel=EMAIL", json={"inputs": ["h@x.com", "i@x.com"]}
+            f"{LATEST}/statuses/batch/unsubscribe-all/read?channel=EMAIL", json={"inputs": ["h@x.com", "i@x.com"]}
         )
         results = read.json()["results"]
         assert [len(r["wideStatuses"]) for r in results] == [1, 0]
@@ -192,13 +208,13 @@ class TestRouting:
         assert body["correlationId"]
 
     def test_wrong_method_is_405(self, api: httpx.Client) -> None:
-        assert api.delete(f"{V4}/definitions").status_code == 405
+        assert api.delete(f"{LATEST}/definitions").status_code == 405
 
 
 class TestBehindTheBack:
     def test_set_state_is_visible_to_reads(self, api: httpx.Client, hubcomm_fake: FakeHubSpot) -> None:
         hubcomm_fake.set_state("j@x.com", 102, "UNSUBSCRIBED")
-        body = api.get(f"{V4}/statuses/j%40x.com?channel=EMAIL").json()
+        body = api.get(f"{LATEST}/statuses/j%40x.com?channel=EMAIL").json()
         assert body["results"][1]["status"] == "UNSUBSCRIBED"
         hubcomm_fake.set_state("j@x.com", 102, None)
         assert hubcomm_fake.status("j@x.com", 102) is None

@@ -11,7 +11,7 @@ import pytest
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing import FakeHubSpot
 
-DEFS = "/communication-preferences/v4/definitions"
+DEFS = "/communication-preferences/2026-03/definitions"
 
 
 def refresh(fake: FakeHubSpot, version: str = "v3", **overrides: str) -> httpx.Response:

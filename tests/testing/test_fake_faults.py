@@ -11,7 +11,7 @@ import pytest
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing import FakeHubSpot
 
-V4 = "/communication-preferences/v4"
+API = "/communication-preferences/2026-03"
 WRITE = {"channel": "EMAIL", "statusState": "UNSUBSCRIBED", "subscriptionId": 101}
 
 
@@ -27,12 +27,12 @@ class TestRateLimit:
     def test_budget_headers_and_retry_after(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(requests_per_window=3, window_seconds=10.0)
         with client(fake) as api:
-            answers = [api.get(f"{V4}/definitions") for _ in range(3)]
+            answers = [api.get(f"{API}/definitions") for _ in range(3)]
             assert [r.status_code for r in answers] == [200, 200, 200]
             assert [r.headers["X-HubSpot-RateLimit-Remaining"] for r in answers] == ["2", "1", "0"]
             assert answers[0].headers["X-HubSpot-RateLimit-Max"] == "3"
             assert answers[0].headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
-            limited = api.get(f"{V4}/definitions")
+            limited = api.get(f"{API}/definitions")
             assert limited.status_code == 429
             assert limited.headers["Retry-After"] == "10"
             assert limited.headers["X-HubSpot-RateLimit-Remaining"] == "0"
@@ -46,15 +46,15 @@ class TestRateLimit:
     def test_rejected_requests_do_not_consume_budget(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(requests_per_window=2, window_seconds=0.4)
         with client(fake) as api:
-            assert [api.get(f"{V4}/definitions").status_code for _ in range(6)] == [200, 200, 429, 429, 429, 429]
+            assert [api.get(f"{API}/definitions").status_code for _ in range(6)] == [200, 200, 429, 429, 429, 429]
             time.sleep(0.45)
-            assert [api.get(f"{V4}/definitions").status_code for _ in range(3)] == [200, 200, 429]
+            assert [api.get(f"{API}/definitions").status_code for _ in range(3)] == [200, 200, 429]
 
     def test_retry_after_can_be_switched_off(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(requests_per_window=1, send_retry_after=False)
         with client(fake) as api:
-            api.get(f"{V4}/definitions")
-            limited = api.get(f"{V4}/definitions")
+            api.get(f"{API}/definitions")
+            limited = api.get(f"{API}/definitions")
         assert limited.status_code == 429
         assert "Retry-After" not in limited.headers
 
@@ -63,21 +63,21 @@ class TestRateLimit:
         form = {"grant_type": "refresh_token", **fake.oauth_client}
         access = httpx.post(f"{fake.url}/oauth/v3/token", data=form).json()["access_token"]
         with client(fake) as api:
-            assert api.get(f"{V4}/definitions").status_code == 200
-            assert api.get(f"{V4}/definitions").status_code == 429
-            oauth = api.get(f"{V4}/definitions", headers={"Authorization": f"Bearer {access}"})
+            assert api.get(f"{API}/definitions").status_code == 200
+            assert api.get(f"{API}/definitions").status_code == 429
+            oauth = api.get(f"{API}/definitions", headers={"Authorization": f"Bearer {access}"})
         assert oauth.status_code == 200
 
     def test_no_headers_without_a_limit(self, hubcomm_fake: FakeHubSpot) -> None:
         with client(hubcomm_fake) as api:
-            assert "X-HubSpot-RateLimit-Max" not in api.get(f"{V4}/definitions").headers
+            assert "X-HubSpot-RateLimit-Max" not in api.get(f"{API}/definitions").headers
 
 
 class TestInjectedFaults:
     def test_5xx_applies_nothing(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(error_rate_5xx=1.0)
         with client(fake) as api:
-            resp = api.post(f"{V4}/statuses/a%40x.com", json=WRITE)
+            resp = api.post(f"{API}/statuses/a%40x.com", json=WRITE)
         assert resp.status_code in {500, 502, 503, 504}
         assert resp.json()["correlationId"]
         assert fake.snapshot() == {}
@@ -86,7 +86,7 @@ class TestInjectedFaults:
     def test_spurious_429_storm(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(error_rate_429=1.0, requests_per_window=50)
         with client(fake) as api:
-            resp = api.get(f"{V4}/definitions")
+            resp = api.get(f"{API}/definitions")
         assert resp.status_code == 429
         assert resp.json()["policyName"] == "TEN_SECONDLY_ROLLING"
         assert resp.headers["Retry-After"] == "1"
@@ -96,13 +96,13 @@ class TestInjectedFaults:
     def test_drop_after_write_applies_the_write(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(drop_after_write_rate=1.0)
         with client(fake) as api:
-            assert api.get(f"{V4}/definitions").status_code == 200  # reads are never dropped
+            assert api.get(f"{API}/definitions").status_code == 200  # reads are never dropped
             with pytest.raises(httpx.TransportError):
-                api.post(f"{V4}/statuses/a%40x.com", json=WRITE)
+                api.post(f"{API}/statuses/a%40x.com", json=WRITE)
             with pytest.raises(httpx.TransportError):
-                api.post(f"{V4}/statuses/batch/write", json=batch("b@x.com"))
+                api.post(f"{API}/statuses/batch/write", json=batch("b@x.com"))
             fake.configure(drop_after_write_rate=0.0)
-            statuses = api.get(f"{V4}/statuses/a%40x.com?channel=EMAIL").json()["results"]
+            statuses = api.get(f"{API}/statuses/a%40x.com?channel=EMAIL").json()["results"]
         assert statuses[0]["status"] == "UNSUBSCRIBED"
         assert fake.snapshot() == {("a@x.com", 101): "UNSUBSCRIBED", ("b@x.com", 101): "SUBSCRIBED"}
         assert fake.counters["dropped_after_write"] == 2
@@ -112,11 +112,11 @@ class TestInjectedFaults:
         fake = hubcomm_fake_factory(latency=0.15)
         with client(fake) as api:
             start = time.monotonic()
-            assert api.get(f"{V4}/definitions").status_code == 200
+            assert api.get(f"{API}/definitions").status_code == 200
             assert time.monotonic() - start >= 0.15
             fake.configure(latency=0.0, latency_spike_rate=1.0, latency_spike_seconds=2.0)
             with pytest.raises(httpx.ReadTimeout):
-                api.get(f"{V4}/definitions", timeout=0.2)
+                api.get(f"{API}/definitions", timeout=0.2)
         # stopping with an answer still pending leaves nothing behind (checked by the fixture teardown)
 
     def test_faults_reach_token_endpoint_only_when_asked(self, hubcomm_fake_factory: Any) -> None:
@@ -129,7 +129,7 @@ class TestInjectedFaults:
 
 def fault_sequence(fake: FakeHubSpot, n: int) -> list[int]:
     with client(fake) as api:
-        return [api.post(f"{V4}/statuses/u{i}%40x.com", json=WRITE).status_code for i in range(n)]
+        return [api.post(f"{API}/statuses/u{i}%40x.com", json=WRITE).status_code for i in range(n)]
 
 
 class TestReproducibility:
@@ -155,29 +155,30 @@ class TestBatchModes:
     def test_delayed_batch_becomes_visible_later(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(batch_mode="delayed", batch_delay=0.3)
         with client(fake) as api:
-            resp = api.post(f"{V4}/statuses/batch/write", json=batch("a@x.com", "b@x.com"))
+            resp = api.post(f"{API}/statuses/batch/write", json=batch("a@x.com", "b@x.com"))
             assert resp.status_code == 200
             body = resp.json()
             assert body["status"] == "PENDING"
             assert body["requestedAt"]
             assert body["startedAt"]
-            assert "completedAt" not in body
-            assert [r["subscriberIdString"] for r in body["results"]] == ["a@x.com", "b@x.com"]
-            before = api.get(f"{V4}/statuses/a%40x.com?channel=EMAIL").json()["results"][0]["status"]
+            assert body["completedAt"]  # required by the spec, even while PENDING
+            assert body["results"] == []  # HubSpot never promised to echo what it has not processed
+            before = api.get(f"{API}/statuses/a%40x.com?channel=EMAIL").json()["results"][0]["status"]
             assert before == "NOT_SPECIFIED"
             assert fake.snapshot() == {}
             time.sleep(0.35)
-            after = api.get(f"{V4}/statuses/a%40x.com?channel=EMAIL").json()["results"][0]["status"]
+            after = api.get(f"{API}/statuses/a%40x.com?channel=EMAIL").json()["results"][0]["status"]
         assert after == "SUBSCRIBED"
         assert fake.snapshot() == {("a@x.com", 101): "SUBSCRIBED", ("b@x.com", 101): "SUBSCRIBED"}
 
     def test_canceled_batch_is_never_applied(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(batch_mode="cancel")
         with client(fake) as api:
-            body = api.post(f"{V4}/statuses/batch/write", json=batch("a@x.com")).json()
+            body = api.post(f"{API}/statuses/batch/write", json=batch("a@x.com")).json()
             assert body["status"] == "CANCELED"
+            assert body["results"] == []
             fake.configure(cancel_rate=0.0)
-            assert api.post(f"{V4}/statuses/batch/write", json=batch("c@x.com")).json()["status"] == "COMPLETE"
+            assert api.post(f"{API}/statuses/batch/write", json=batch("c@x.com")).json()["status"] == "COMPLETE"
         assert fake.snapshot() == {("c@x.com", 101): "SUBSCRIBED"}
         assert fake.counters["canceled"] == 1
 
@@ -203,5 +204,5 @@ class TestConfigure:
 def test_requested_at_is_arrival_time(hubcomm_fake_factory: Any) -> None:
     fake = hubcomm_fake_factory(latency=0.05)
     with client(fake) as api:
-        body = api.get(f"{V4}/definitions").json()
+        body = api.get(f"{API}/definitions").json()
     assert body["requestedAt"] < body["startedAt"] <= body["completedAt"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from airflow_provider_hubcomm.testing import FakeHubSpot
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-V4 = "/communication-preferences/v4"
+API = "/communication-preferences/2026-03"
 
 
 @pytest.fixture
@@ -51,19 +52,19 @@ def raw_get(fake: FakeHubSpot, path: str, extra: str = "") -> bytes:
 
 class TestHttp:
     def test_keep_alive_and_pipelining(self, hubcomm_fake: FakeHubSpot, sock: socket.socket) -> None:
-        sock.sendall(raw_get(hubcomm_fake, f"{V4}/definitions") * 3)
+        sock.sendall(raw_get(hubcomm_fake, f"{API}/definitions") * 3)
         buf = bytearray()
         answers = [read_response(sock, buf) for _ in range(3)]
         assert [a[0] for a in answers] == [200, 200, 200]
         assert answers[0][1]["connection"] == "keep-alive"
         assert answers[0][1]["x-hubspot-correlation-id"]
-        sock.sendall(raw_get(hubcomm_fake, f"{V4}/definitions"))
+        sock.sendall(raw_get(hubcomm_fake, f"{API}/definitions"))
         assert read_response(sock, buf)[0] == 200
 
     def test_chunked_request_body(self, hubcomm_fake: FakeHubSpot, sock: socket.socket) -> None:
         body = json.dumps({"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 102}).encode()
         head = (
-            f"POST {V4}/statuses/k%40x.com HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {hubcomm_fake.token}\r\n"
+            f"POST {API}/statuses/k%40x.com HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {hubcomm_fake.token}\r\n"
             "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
         ).encode()
         chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:])) + b"0\r\n\r\n"
@@ -72,7 +73,7 @@ class TestHttp:
         assert hubcomm_fake.snapshot() == {("k@x.com", 102): "SUBSCRIBED"}
 
     def test_connection_close(self, hubcomm_fake: FakeHubSpot, sock: socket.socket) -> None:
-        sock.sendall(raw_get(hubcomm_fake, f"{V4}/definitions", "Connection: close\r\n"))
+        sock.sendall(raw_get(hubcomm_fake, f"{API}/definitions", "Connection: close\r\n"))
         status, headers, _ = read_response(sock, bytearray())
         assert (status, headers["connection"]) == (200, "close")
         assert sock.recv(10) == b""
@@ -88,9 +89,9 @@ class TestLifecycle:
         fake = FakeHubSpot().start()
         assert fake.start() is fake  # idempotent
         port = fake.port
-        httpx.get(f"{fake.url}{V4}/definitions")
+        httpx.get(f"{fake.url}{API}/definitions")
         with httpx.Client() as keep:  # an idle keep-alive connection must not block the stop
-            keep.get(f"{fake.url}{V4}/definitions")
+            keep.get(f"{fake.url}{API}/definitions")
             fake.stop()
         fake.stop()
         assert threading.active_count() == before
@@ -116,9 +117,9 @@ class TestObservation:
         form = {"grant_type": "refresh_token", **oauth}
         access = httpx.post(f"{hubcomm_fake.url}/oauth/v3/token", data=form).json()["access_token"]
         httpx.post(f"{hubcomm_fake.url}/oauth/v1/token", params={"client_secret": oauth["client_secret"]}, data=form)
-        httpx.get(f"{hubcomm_fake.url}{V4}/definitions", headers={"Authorization": f"Bearer {access}"})
+        httpx.get(f"{hubcomm_fake.url}{API}/definitions", headers={"Authorization": f"Bearer {access}"})
         headers = {"Authorization": f"Bearer {hubcomm_fake.token}"}
-        httpx.get(f"{hubcomm_fake.url}{V4}/statuses/z%40x.com?channel=EMAIL", headers=headers)
+        httpx.get(f"{hubcomm_fake.url}{API}/statuses/z%40x.com?channel=EMAIL", headers=headers)
         log = hubcomm_fake.request_log
         assert len(log) == 4
         text = json.dumps(log) + json.dumps(hubcomm_fake.counters)
@@ -138,7 +139,7 @@ class TestObservation:
             "n_inputs",
         }
         assert (last["path"], last["query"], last["status"], last["outcome"]) == (
-            f"{V4}/statuses/z%40x.com",
+            f"{API}/statuses/z%40x.com",
             "channel=EMAIL",
             200,
             "ok",
@@ -149,7 +150,7 @@ class TestObservation:
         inputs = [
             {"channel": "EMAIL", "statusState": "SUBSCRIBED", "subscriptionId": 101, "subscriberIdString": "a@x.com"}
         ]
-        httpx.post(f"{hubcomm_fake.url}{V4}/statuses/batch/write", json={"inputs": inputs * 2}, headers=headers)
+        httpx.post(f"{hubcomm_fake.url}{API}/statuses/batch/write", json={"inputs": inputs * 2}, headers=headers)
         httpx.get(f"{hubcomm_fake.url}/nowhere")
         counters = hubcomm_fake.counters
         assert counters["ok"] == 1
@@ -199,9 +200,11 @@ class TestCli:
             url = proc.stdout.readline().strip()
             line = proc.stdout.readline().strip()
             assert url.startswith("http://127.0.0.1:")
-            name, _, value = line.partition("=")
+            words = shlex.split(line)  # the line is ready to paste into a shell
+            assert words[0] == "export"
+            name, _, value = words[1].partition("=")
             assert name == "AIRFLOW_CONN_HUBCOMM_DEFAULT"
-            conn = json.loads(value.strip("'"))
+            conn = json.loads(value)
             assert conn["host"] == url
             deadline = time.monotonic() + 10
             while not ready.exists() and time.monotonic() < deadline:
@@ -209,7 +212,7 @@ class TestCli:
             assert ready.read_text().strip() == url
             body = {"channel": "EMAIL", "statusState": "UNSUBSCRIBED", "subscriptionId": 103}
             headers = {"Authorization": f"Bearer {conn['password']}"}
-            resp = httpx.post(f"{url}{V4}/statuses/cli%40x.com", json=body, headers=headers)
+            resp = httpx.post(f"{url}{API}/statuses/cli%40x.com", json=body, headers=headers)
             assert resp.headers["X-HubSpot-RateLimit-Max"] == "50"
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0
@@ -243,4 +246,4 @@ def test_importing_fake_and_plugin_is_light() -> None:
 def test_plugin_fixture_is_registered(hubcomm_fake: FakeHubSpot) -> None:
     assert hubcomm_fake.running
     headers = {"Authorization": f"Bearer {hubcomm_fake.token}"}
-    assert httpx.get(f"{hubcomm_fake.url}{V4}/definitions", headers=headers).status_code == 200
+    assert httpx.get(f"{hubcomm_fake.url}{API}/definitions", headers=headers).status_code == 200
