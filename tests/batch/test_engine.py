@@ -26,30 +26,64 @@ from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.models import BatchWriteResponse
 
 KNOWN = (101, 102, 103)
+#: id -> (name, brand, active): what ``GET /definitions`` lists (999 is defined but every write to it fails).
+DEFINITIONS: dict[int, tuple[str, int, bool]] = {
+    101: ("Newsletter", 0, True),
+    102: ("Product updates", 0, True),
+    103: ("Events", 0, True),
+    999: ("Legacy", 0, True),
+}
 Override = Callable[[httpx.Request, int], "httpx.Response | Exception | None"]
 
 
 class MiniHubSpot:
-    """In-memory ``batch/write`` and ``batch/read``; ``override(request, n)`` may answer a call instead."""
+    """In-memory HubSpot after its published contract; ``override(request, n)`` may answer a call instead.
 
-    def __init__(self, override: Override | None = None, *, status: str = "COMPLETE", delay: float = 0.0) -> None:
+    ``GET /definitions`` and the status reads filter by ``businessUnitId`` (no parameter: brand 0), batch write
+    answers per-input errors with 200 and ``errors[]`` (``partial_status=207`` to answer 207), a non-final
+    ``status`` echoes no results, and ``wide`` holds who opted out of all e-mail of a brand.
+    """
+
+    def __init__(
+        self,
+        override: Override | None = None,
+        *,
+        status: str = "COMPLETE",
+        delay: float = 0.0,
+        definitions: dict[int, tuple[str, int, bool]] | None = None,
+        partial_status: int = 200,
+    ) -> None:
         self.state: dict[tuple[str, int], str] = {}
+        self.wide: set[tuple[str, int]] = set()
+        self.definitions = dict(DEFINITIONS if definitions is None else definitions)
         self.writes: list[list[dict[str, Any]]] = []
         self.reads: list[list[str]] = []
+        self.read_brands: list[int] = []
+        self.wide_reads: list[list[str]] = []
+        self.paths: list[str] = []
         self.override = override
         self.status = status
+        self.partial_status = partial_status
         self.delay = delay
         self.calls = 0
+        self.definition_reads = 0
         self.active = 0
         self.max_active = 0
         self.lock = threading.Lock()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        brand = int(request.url.params.get("businessUnitId", 0))
+        if request.method == "GET":  # definitions: not counted in ``calls``, never overridden
+            assert request.url.path.endswith("/definitions"), request.url.path
+            with self.lock:
+                self.definition_reads += 1
+            return self._definitions(brand)
         with self.lock:
             self.calls += 1
             n = self.calls
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+            self.paths.append(request.url.path)
         try:
             if self.delay:
                 time.sleep(self.delay)
@@ -61,26 +95,50 @@ class MiniHubSpot:
                     return outcome
             body = json.loads(request.content)["inputs"]
             if request.url.path.endswith("/statuses/batch/read"):
-                return self._read(body)
+                return self._read(body, brand)
+            if request.url.path.endswith("/statuses/batch/unsubscribe-all/read"):
+                return self._read_wide(body, brand)
             assert request.url.path.endswith("/statuses/batch/write"), request.url.path
             return self._write(body)
         finally:
             with self.lock:
                 self.active -= 1
 
-    def _read(self, subscribers: list[str]) -> httpx.Response:
+    def _definitions(self, brand: int) -> httpx.Response:
+        results = [
+            {"id": str(sid), "name": name, "businessUnitId": b, "isActive": active}
+            for sid, (name, b, active) in self.definitions.items()
+            if b == brand
+        ]
+        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
+
+    def _read(self, subscribers: list[str], brand: int) -> httpx.Response:
         with self.lock:
             self.reads.append(subscribers)
+            self.read_brands.append(brand)
             results = [
                 {
                     "subscriberIdString": sub.lower(),
                     "statuses": [
                         {"subscriptionId": sid, "status": self.state.get((sub.lower(), sid), "NOT_SPECIFIED")}
-                        for sid in KNOWN
+                        for sid, (_, b, _) in self.definitions.items()
+                        if b == brand
                     ],
                 }
                 for sub in subscribers
             ]
+        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
+
+    def _read_wide(self, subscribers: list[str], brand: int) -> httpx.Response:
+        with self.lock:
+            self.wide_reads.append(subscribers)
+            results = []
+            for sub in subscribers:
+                wide = []
+                if (sub.lower(), brand) in self.wide:
+                    kind = "PORTAL_WIDE" if brand == 0 else "BUSINESS_UNIT_WIDE"
+                    wide.append({"status": "UNSUBSCRIBED", "wideStatusType": kind, "businessUnitId": brand})
+                results.append({"subscriberIdString": sub.lower(), "wideStatuses": wide})
         return httpx.Response(200, json={"status": "COMPLETE", "results": results})
 
     def _write(self, inputs: list[dict[str, Any]]) -> httpx.Response:
@@ -95,20 +153,20 @@ class MiniHubSpot:
                         {"status": "404", "category": "OBJECT_NOT_FOUND", "message": "no such", "context": context}
                     )
                     continue
-                if self.status == "COMPLETE":
+                if self.status != "CANCELED":
                     self.state[(sub.lower(), sid)] = item["statusState"]
                 results.append(
                     {"subscriberIdString": sub.lower(), "subscriptionId": sid, "status": item["statusState"]}
                 )
         body: dict[str, Any] = {
             "status": self.status,
-            "results": results,
+            "results": results if self.status == "COMPLETE" else [],
             "requestedAt": "2026-01-01T00:00:00.000Z",
             "completedAt": "2026-01-01T00:00:00.010Z",
         }
         if errors:
             body.update(errors=errors, numErrors=len(errors))
-        return httpx.Response(207 if errors else 200, json=body)
+        return httpx.Response(self.partial_status if errors else 200, json=body)
 
     @property
     def rows_sent(self) -> int:
@@ -262,8 +320,16 @@ class TestSending:
         assert summary["skipped_by_reason"]["duplicate"] == 1
         assert summary["written"] == 250
         assert api.state[("user3@example.com", 101)] == "NOT_SPECIFIED"
-        assert summary["plan"] == {"rows_to_send": 250, "chunks": 3, "batch_size": 100, "max_concurrency": 4}
-        assert summary["requests"] == 3
+        assert summary["plan"] == {
+            "rows_to_send": 250,
+            "chunks": 3,
+            "batch_size": 100,
+            "max_concurrency": 4,
+            "batch_size_used": 100,
+            "batch_size_reduced": False,
+        }
+        assert summary["mode"] == "batch"
+        assert summary["requests"] == 4  # one definitions read (brand 0), three writes
         assert summary["operations"]["total"] == 3
         manifest = read_lines(summary["written_rows_path"])
         assert len(manifest) == 250
@@ -376,7 +442,7 @@ class TestSending:
         assert summary["plan"]["rows_to_send"] == 250
         assert summary["plan"]["chunks"] == 3
         assert summary["written_rows_path"] is None
-        assert summary["requests"] == 0
+        assert summary["requests"] == api.definition_reads == 1  # a dry run preflights the subscriptions
 
 
 class TestReads:
@@ -481,15 +547,21 @@ class TestOutputs:
 
 _RSS_PROBE = """
 import resource, sys
+import httpx
+from airflow.sdk import Connection
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+DEFS = {"status": "COMPLETE", "results": [{"id": str(i), "name": f"s{i}", "isActive": True} for i in (101, 102, 103)]}
+conn = Connection(conn_id="hubcomm_default", conn_type="hubcomm", host="https://api.unit.test", password="pat-x")
+hook = HubCommHook(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=DEFS)), connection=conn)
 
 def rows(n):
     for i in range(n):
         yield {"subscriberIdString": f"u{i}@example.com", "subscriptionId": 101 + i % 3, "statusState": "SUBSCRIBED"}
 
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-summary = BatchWriteEngine(HubCommHook(), dry_run=True, output_dir=sys.argv[2]).run(rows(int(sys.argv[1])))
+summary = BatchWriteEngine(hook, dry_run=True, output_dir=sys.argv[2]).run(rows(int(sys.argv[1])))
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(summary["plan"]["rows_to_send"], (after - before) // 1024)
 """
