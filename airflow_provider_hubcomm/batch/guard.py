@@ -15,13 +15,19 @@ or single reads in the fallback mode) and decided in the engine's thread (:func:
   its guarded rows (never re-subscribed blindly). With ``only_changes``, a row whose state is already set
   is skipped ``unchanged``.
 * wide read: a subscriber opted out of all e-mail of the brand (or portal-wide) is not re-subscribed either.
+
+A status read answers every subscription of the subscriber's brand, so :class:`ReadCache` keeps the answers
+of the last :data:`CACHE_SUBSCRIBERS` subscribers per brand: a second row of the same subscriber (another
+subscription) costs no read. That is safe within a run: duplicates are resolved before the send pass, so a
+row's own subscription is never written earlier in the same run, and the run sends no unsubscribe-all.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_hubcomm.batch.chunk import as_list, error_reason
 from airflow_provider_hubcomm.batch.reasons import Reason, Row, classify_error, is_too_large
@@ -32,14 +38,17 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.rows import WriteRow
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
-__all__ = ["Packer", "ReadJob", "Verdict", "decide", "read_job"]
+__all__ = ["Packer", "ReadCache", "ReadJob", "Verdict", "decide", "read_job"]
 
 _SUBSCRIBED = StatusState.SUBSCRIBED.value
 _UNSUBSCRIBED = StatusState.UNSUBSCRIBED.value
+#: Subscribers whose read answers are kept (per kind, oldest dropped first).
+CACHE_SUBSCRIBERS = 10_000
 RESUBSCRIBE = "resubscribe_not_allowed"
 UNCHANGED = "unchanged"
 
 Kind = Literal["status", "wide"]
+CacheKey = tuple[str, int | None]
 #: ``(row, write, verdict, detail)``: ``write`` (send it), ``wide`` (needs the opt-out-of-all read),
 #: ``skip`` (detail: ``(reason, message)``) or ``fail`` (detail: a :class:`Reason`).
 Verdict = tuple[int, "WriteRow", str, object]
@@ -69,6 +78,9 @@ class ReadJob:
 class Packer:
     """Gathers rows into full read requests per brand and channel.
 
+    A row whose subscriber is already waiting for a read (in an open or an in-flight job of its brand) joins
+    that job instead of being read again; :meth:`done` forgets a job's subscribers once it is applied.
+
     :param kind: what the jobs read.
     :param size: the run's batch size (distinct subscribers per request).
     """
@@ -77,6 +89,7 @@ class Packer:
         self.kind = kind
         self.size = size
         self.open: dict[tuple[int | None, str], ReadJob] = {}
+        self.waiting: dict[tuple[str, int | None, str], ReadJob] = {}
 
     def __bool__(self) -> bool:
         return bool(self.open)
@@ -88,24 +101,97 @@ class Packer:
         :param row: row number.
         :param write: the row.
         """
+        sub = write.subscriber.lower()
+        joined = self.waiting.get((sub, brand, write.channel))
+        if joined is not None:
+            joined.rows.append((row, write))
+            return None
         key = (brand, write.channel)
         job = self.open.get(key)
         full = None
-        sub = write.subscriber.lower()
         if job is not None and sub not in job.subscribers and len(job.subscribers) >= self.size.current:
             full = job
             job = None
         if job is None:
             job = self.open[key] = ReadJob(self.kind, brand, write.channel)
-        job.subscribers.setdefault(sub, write.subscriber)
+        job.subscribers[sub] = write.subscriber
         job.rows.append((row, write))
+        self.waiting[(sub, brand, write.channel)] = job
         return full
+
+    def done(self, job: ReadJob) -> None:
+        """Forget a finished job's subscribers (later rows of theirs need the cache or a new read).
+
+        :param job: the job, applied.
+        """
+        for sub in job.subscribers:
+            if self.waiting.get((sub, job.brand, job.channel)) is job:
+                del self.waiting[(sub, job.brand, job.channel)]
 
     def flush(self) -> list[ReadJob]:
         """Return (and forget) every partly filled job."""
         jobs = list(self.open.values())
         self.open.clear()
         return jobs
+
+
+class ReadCache:
+    """The read answers of recently read subscribers, per brand (bounded).
+
+    :param limit: subscribers kept per kind.
+    """
+
+    def __init__(self, limit: int = CACHE_SUBSCRIBERS) -> None:
+        self.limit = limit
+        self._status: OrderedDict[tuple[str, int | None], dict[int, str]] = OrderedDict()
+        self._wide: OrderedDict[tuple[str, int | None], str | None] = OrderedDict()
+
+    def remember(self, job: ReadJob) -> None:
+        """Keep the answers of a successful job's readable subscribers.
+
+        :param job: the job, read.
+        """
+        readable = [sub for sub in job.subscribers if sub not in job.unreadable]
+        if job.kind == "status":
+            found: dict[str, dict[int, str]] = {sub: {} for sub in readable}
+            for (sub, sid), state in job.states.items():
+                if sub in found:
+                    found[sub][sid] = state
+            for sub, states in found.items():
+                self._put(self._status, (sub, job.brand), states)
+        else:
+            for sub in readable:
+                self._put(self._wide, (sub, job.brand), job.opted_out.get(sub))
+
+    def _put(self, store: OrderedDict[CacheKey, Any], key: CacheKey, value: object) -> None:
+        store[key] = value
+        store.move_to_end(key)
+        if len(store) > self.limit:
+            store.popitem(last=False)
+
+    def answer(self, kind: Kind, brand: int | None, row: int, write: WriteRow) -> ReadJob | None:
+        """Return a job already answered from the cache for one row, or ``None`` when it needs a read.
+
+        :param kind: what the row needs.
+        :param brand: its subscription's brand.
+        :param row: row number.
+        :param write: the row.
+        """
+        sub = write.subscriber.lower()
+        key = (sub, brand)
+        job = ReadJob(kind, brand, write.channel, {sub: write.subscriber}, [(row, write)])
+        if kind == "status":
+            states = self._status.get(key)
+            if states is None:
+                return None
+            job.states = {(sub, sid): state for sid, state in states.items()}
+        else:
+            if key not in self._wide:
+                return None
+            opted_out = self._wide[key]
+            if opted_out is not None:
+                job.opted_out[sub] = opted_out
+        return job
 
 
 def _counts(brand: int | None, wide_type: str | None, wide_brand: int | None) -> bool:

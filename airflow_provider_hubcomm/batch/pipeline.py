@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_hubcomm.batch.chunk import send_chunk
-from airflow_provider_hubcomm.batch.guard import Packer, ReadJob, decide, read_job
+from airflow_provider_hubcomm.batch.guard import Packer, ReadCache, ReadJob, decide, read_job
 from airflow_provider_hubcomm.batch.reasons import Reason, Row, classify_error, is_missing_batch_scope, not_sent
 from airflow_provider_hubcomm.batch.single import fallback_plan, send_single
 from airflow_provider_hubcomm.exceptions import HubCommError
@@ -76,6 +76,7 @@ class SendPass:
         self.buffer: list[Row] = []
         self.status = Packer("status", size)
         self.wide = Packer("wide", size)
+        self.cache = ReadCache()
         self.read_done = 0
         self.read_dropped = 0
         self.write_done = 0
@@ -128,9 +129,7 @@ class SendPass:
             self.account.skip(row, write, *problem)
             return
         if self.needs_read(write):
-            full = self.status.add(self.catalog.brand_of(write.subscription_id), row, write)
-            if full is not None:
-                self.submit_read(full)
+            self.to_read(self.status, self.catalog.brand_of(write.subscription_id), row, write)
         else:
             self.to_write(row, write)
 
@@ -165,6 +164,22 @@ class SendPass:
             self.submit_write(self.buffer)
             self.buffer = []
 
+    def to_read(self, packer: Packer, brand: int | None, row: int, write: WriteRow) -> None:
+        """Decide a row from the cache, or queue it for its read.
+
+        :param packer: the status or wide packer.
+        :param brand: the row's subscription's brand.
+        :param row: row number.
+        :param write: the row.
+        """
+        cached = self.cache.answer(packer.kind, brand, row, write)
+        if cached is not None:
+            self.apply(cached)
+            return
+        full = packer.add(brand, row, write)
+        if full is not None:
+            self.submit_read(full)
+
     def submit_write(self, rows: list[Row]) -> None:
         """Send a chunk of rows in the current mode.
 
@@ -189,6 +204,7 @@ class SendPass:
             self.fail_rows(job.rows, not_sent(self.abort[1]))
             return
         job.single = self.mode == "single"
+        job.error = None
         self.in_flight[self.pool.submit(read_job, self.hook, job, self.size)] = ("read", job)
 
     # -- outcomes ----------------------------------------------------------------------------------------------
@@ -229,6 +245,8 @@ class SendPass:
         :param job: the finished job.
         """
         err = job.error
+        if err is None or job.single or not is_missing_batch_scope(err):
+            (self.status if job.kind == "status" else self.wide).done(job)
         if err is not None:
             if not job.single and is_missing_batch_scope(err):
                 if self.fall_back(err):
@@ -244,11 +262,17 @@ class SendPass:
             if fatal:
                 self.stop(err, reason)
             return
+        self.cache.remember(job)
+        self.apply(job)
+
+    def apply(self, job: ReadJob) -> None:
+        """Apply the verdicts of a read (or cached) job to its rows.
+
+        :param job: the job, answered.
+        """
         for row, write, verdict, detail in decide(job, guard=self.guard, only_changes=self.only_changes):
             if verdict == "wide":
-                full = self.wide.add(job.brand, row, write)
-                if full is not None:
-                    self.submit_read(full)
+                self.to_read(self.wide, job.brand, row, write)
                 continue
             self.read_done += 1
             self.read_dropped += verdict != "write"

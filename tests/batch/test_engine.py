@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk import Connection
 
-from airflow_provider_hubcomm.batch.chunk import MISSING_REASON, reconcile
+from airflow_provider_hubcomm.batch.chunk import reconcile
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.reasons import MISSING_REASON
 from airflow_provider_hubcomm.batch.rows import WriteRow
 from airflow_provider_hubcomm.exceptions import (
     BatchAbortedError,
@@ -22,184 +20,8 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommThresholdError,
     HubCommValidationError,
 )
-from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.models import BatchWriteResponse
-
-KNOWN = (101, 102, 103)
-#: id -> (name, brand, active): what ``GET /definitions`` lists (999 is defined but every write to it fails).
-DEFINITIONS: dict[int, tuple[str, int, bool]] = {
-    101: ("Newsletter", 0, True),
-    102: ("Product updates", 0, True),
-    103: ("Events", 0, True),
-    999: ("Legacy", 0, True),
-}
-Override = Callable[[httpx.Request, int], "httpx.Response | Exception | None"]
-
-
-class MiniHubSpot:
-    """In-memory HubSpot after its published contract; ``override(request, n)`` may answer a call instead.
-
-    ``GET /definitions`` and the status reads filter by ``businessUnitId`` (no parameter: brand 0), batch write
-    answers per-input errors with 200 and ``errors[]`` (``partial_status=207`` to answer 207), a non-final
-    ``status`` echoes no results, and ``wide`` holds who opted out of all e-mail of a brand.
-    """
-
-    def __init__(
-        self,
-        override: Override | None = None,
-        *,
-        status: str = "COMPLETE",
-        delay: float = 0.0,
-        definitions: dict[int, tuple[str, int, bool]] | None = None,
-        partial_status: int = 200,
-    ) -> None:
-        self.state: dict[tuple[str, int], str] = {}
-        self.wide: set[tuple[str, int]] = set()
-        self.definitions = dict(DEFINITIONS if definitions is None else definitions)
-        self.writes: list[list[dict[str, Any]]] = []
-        self.reads: list[list[str]] = []
-        self.read_brands: list[int] = []
-        self.wide_reads: list[list[str]] = []
-        self.paths: list[str] = []
-        self.override = override
-        self.status = status
-        self.partial_status = partial_status
-        self.delay = delay
-        self.calls = 0
-        self.definition_reads = 0
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        brand = int(request.url.params.get("businessUnitId", 0))
-        if request.method == "GET":  # definitions: not counted in ``calls``, never overridden
-            assert request.url.path.endswith("/definitions"), request.url.path
-            with self.lock:
-                self.definition_reads += 1
-            return self._definitions(brand)
-        with self.lock:
-            self.calls += 1
-            n = self.calls
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-            self.paths.append(request.url.path)
-        try:
-            if self.delay:
-                time.sleep(self.delay)
-            if self.override is not None:
-                outcome = self.override(request, n)
-                if isinstance(outcome, Exception):
-                    raise outcome
-                if outcome is not None:
-                    return outcome
-            body = json.loads(request.content)["inputs"]
-            if request.url.path.endswith("/statuses/batch/read"):
-                return self._read(body, brand)
-            if request.url.path.endswith("/statuses/batch/unsubscribe-all/read"):
-                return self._read_wide(body, brand)
-            assert request.url.path.endswith("/statuses/batch/write"), request.url.path
-            return self._write(body)
-        finally:
-            with self.lock:
-                self.active -= 1
-
-    def _definitions(self, brand: int) -> httpx.Response:
-        results = [
-            {"id": str(sid), "name": name, "businessUnitId": b, "isActive": active}
-            for sid, (name, b, active) in self.definitions.items()
-            if b == brand
-        ]
-        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-
-    def _read(self, subscribers: list[str], brand: int) -> httpx.Response:
-        with self.lock:
-            self.reads.append(subscribers)
-            self.read_brands.append(brand)
-            results = [
-                {
-                    "subscriberIdString": sub.lower(),
-                    "statuses": [
-                        {"subscriptionId": sid, "status": self.state.get((sub.lower(), sid), "NOT_SPECIFIED")}
-                        for sid, (_, b, _) in self.definitions.items()
-                        if b == brand
-                    ],
-                }
-                for sub in subscribers
-            ]
-        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-
-    def _read_wide(self, subscribers: list[str], brand: int) -> httpx.Response:
-        with self.lock:
-            self.wide_reads.append(subscribers)
-            results = []
-            for sub in subscribers:
-                wide = []
-                if (sub.lower(), brand) in self.wide:
-                    kind = "PORTAL_WIDE" if brand == 0 else "BUSINESS_UNIT_WIDE"
-                    wide.append({"status": "UNSUBSCRIBED", "wideStatusType": kind, "businessUnitId": brand})
-                results.append({"subscriberIdString": sub.lower(), "wideStatuses": wide})
-        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-
-    def _write(self, inputs: list[dict[str, Any]]) -> httpx.Response:
-        results, errors = [], []
-        with self.lock:
-            self.writes.append(inputs)
-            for item in inputs:
-                sub, sid = item["subscriberIdString"], item["subscriptionId"]
-                if sid not in KNOWN:
-                    context = {"subscriberIdString": [sub], "subscriptionId": [str(sid)]}
-                    errors.append(
-                        {"status": "404", "category": "OBJECT_NOT_FOUND", "message": "no such", "context": context}
-                    )
-                    continue
-                if self.status != "CANCELED":
-                    self.state[(sub.lower(), sid)] = item["statusState"]
-                results.append(
-                    {"subscriberIdString": sub.lower(), "subscriptionId": sid, "status": item["statusState"]}
-                )
-        body: dict[str, Any] = {
-            "status": self.status,
-            "results": results if self.status == "COMPLETE" else [],
-            "requestedAt": "2026-01-01T00:00:00.000Z",
-            "completedAt": "2026-01-01T00:00:00.010Z",
-        }
-        if errors:
-            body.update(errors=errors, numErrors=len(errors))
-        return httpx.Response(self.partial_status if errors else 200, json=body)
-
-    @property
-    def rows_sent(self) -> int:
-        return sum(len(w) for w in self.writes)
-
-
-def make_hook(api: MiniHubSpot, **kwargs: Any) -> HubCommHook:
-    conn = Connection(conn_id="hubcomm_default", conn_type="hubcomm", host="https://api.unit.test", password="pat-x")
-    kwargs.setdefault("max_retries", 1)
-    return HubCommHook(transport=httpx.MockTransport(api), connection=conn, retry_sleep=lambda _: None, **kwargs)
-
-
-def rows(n: int, *, start: int = 0, state: str = "UNSUBSCRIBED", sid: int = 101) -> list[dict[str, Any]]:
-    return [
-        {"subscriberIdString": f"user{i}@example.com", "subscriptionId": sid, "statusState": state}
-        for i in range(start, start + n)
-    ]
-
-
-def run(api: MiniHubSpot, inputs: Any, tmp_path: Path, **options: Any) -> dict[str, Any]:
-    options.setdefault("output_dir", str(tmp_path))
-    return BatchWriteEngine(make_hook(api), **options).run(inputs)
-
-
-def read_lines(path: str | None) -> list[dict[str, Any]]:
-    assert path is not None
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def assert_adds_up(summary: dict[str, Any]) -> None:
-    assert summary["written"] + summary["failed"] + summary["skipped"] == summary["rows_read"]
-    assert sum(summary["skipped_by_reason"].values()) == summary["skipped"]
-    assert sum(summary["failed_by_reason"].values()) == summary["failed"]
+from tests.batch._mini import MiniHubSpot, assert_adds_up, make_hook, read_lines, rows, run
 
 
 class TestReconcile:
