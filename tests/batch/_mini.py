@@ -226,6 +226,7 @@ def make_hook(api: MiniHubSpot, *, extra: dict[str, Any] | None = None, **kwargs
         extra=json.dumps(extra or {}),
     )
     kwargs.setdefault("max_retries", 1)
+    kwargs.setdefault("requests_per_10s", 100_000)  # the rate limiter is not under test here
     return HubCommHook(transport=httpx.MockTransport(api), connection=conn, retry_sleep=lambda _: None, **kwargs)
 
 

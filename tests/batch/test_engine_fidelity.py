@@ -236,6 +236,12 @@ class TestTierFallback:
         assert "requests per 10 s" in fallbacks[0].getMessage()
         assert {line["operationStatus"] for line in read_lines(summary["written_rows_path"])} == {"COMPLETE"}
 
+    def test_single_writes_run_concurrently_within_the_bound(self, tmp_path: Path) -> None:
+        api = MiniHubSpot(batch_scopes=False, delay=0.005)
+        summary = run(api, rows(60), tmp_path, batch_size=5, max_concurrency=3)
+        assert (summary["mode"], summary["written"]) == ("single", 60)
+        assert 1 < api.max_active <= 3
+
     def test_fail_option_aborts_without_single_calls(self, tmp_path: Path) -> None:
         api = MiniHubSpot(batch_scopes=False)
         with pytest.raises(BatchAbortedError, match="on_missing_batch_scope='fail'") as info:
