@@ -40,6 +40,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_hubcomm.batch.chunk import BatchSize
+from airflow_provider_hubcomm.batch.guard import needs_read
 from airflow_provider_hubcomm.batch.header import check_header
 from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
 from airflow_provider_hubcomm.batch.pipeline import SendPass
@@ -56,10 +57,9 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommConfigError,
     HubCommValidationError,
 )
-from airflow_provider_hubcomm.models import Channel, StatusState
+from airflow_provider_hubcomm.models import Channel
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.batch.rows import WriteRow
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENCY = 32
 #: Seconds between progress lines (a line is also logged at every 10 % of the rows).
 PROGRESS_INTERVAL = 10.0
-_SUBSCRIBED = StatusState.SUBSCRIBED.value
 
 
 def _int_option(name: str, value: Any, default: int, low: int, high: int) -> int:
@@ -268,9 +267,6 @@ class BatchWriteEngine:
         counters = self.hook.counters()
         return counters["requests"], counters["retries"]
 
-    def _needs_read(self, write: WriteRow) -> bool:
-        return self.only_changes or (not self.allow_resubscribe and write.state == _SUBSCRIBED)
-
     # -- preflight and send pass -------------------------------------------------------------------------------
 
     def _preflight(self, spool: Spool) -> tuple[SubscriptionCatalog | None, Preflight, Reason | None]:
@@ -293,7 +289,11 @@ class BatchWriteEngine:
             log.error("Cannot read the subscription definitions: %s", self.hook.redact(reason.key))
             unreadable = reason._replace(message=f"not sent: subscription definitions unreadable: {reason.message}")
             catalog = None
-        check = check_spool(spool, catalog, self._needs_read)
+        check = check_spool(
+            spool,
+            catalog,
+            functools.partial(needs_read, guard=not self.allow_resubscribe, only_changes=self.only_changes),
+        )
         if catalog is not None and check.problems:
             log.warning(
                 "%d rows name unknown or inactive subscriptions: %s",

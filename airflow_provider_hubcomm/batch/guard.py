@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.rows import WriteRow
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
-__all__ = ["Packer", "ReadCache", "ReadJob", "Verdict", "decide", "read_job"]
+__all__ = ["Packer", "ReadCache", "ReadJob", "Verdict", "decide", "needs_read", "read_job"]
 
 _SUBSCRIBED = StatusState.SUBSCRIBED.value
 _UNSUBSCRIBED = StatusState.UNSUBSCRIBED.value
@@ -52,6 +52,16 @@ CacheKey = tuple[str, int | None]
 #: ``(row, write, verdict, detail)``: ``write`` (send it), ``wide`` (needs the opt-out-of-all read),
 #: ``skip`` (detail: ``(reason, message)``) or ``fail`` (detail: a :class:`Reason`).
 Verdict = tuple[int, "WriteRow", str, object]
+
+
+def needs_read(write: WriteRow, *, guard: bool, only_changes: bool) -> bool:
+    """Return whether a row waits for a status read before its write.
+
+    :param write: the row.
+    :param guard: the re-subscribe guard is on (``allow_resubscribe=False``).
+    :param only_changes: every row is read.
+    """
+    return only_changes or (guard and write.state == _SUBSCRIBED)
 
 
 @dataclass(slots=True)

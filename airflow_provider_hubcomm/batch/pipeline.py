@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_hubcomm.batch.chunk import send_chunk
-from airflow_provider_hubcomm.batch.guard import Packer, ReadCache, ReadJob, decide, read_job
+from airflow_provider_hubcomm.batch.guard import Packer, ReadCache, ReadJob, decide, needs_read, read_job
 from airflow_provider_hubcomm.batch.reasons import Reason, Row, classify_error, is_missing_batch_scope, not_sent
 from airflow_provider_hubcomm.batch.single import fallback_plan, send_single
 from airflow_provider_hubcomm.exceptions import HubCommError
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["SendPass"]
 
 log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
-
-_SUBSCRIBED = "SUBSCRIBED"
 
 
 class SendPass:
@@ -84,13 +82,6 @@ class SendPass:
 
     # -- entry points ------------------------------------------------------------------------------------------
 
-    def needs_read(self, write: WriteRow) -> bool:
-        """Whether a row waits for a status read before its write.
-
-        :param write: the row.
-        """
-        return self.only_changes or (self.guard and write.state == _SUBSCRIBED)
-
     def run(self, records: Any) -> BaseException | None:
         """Send every record; return the fatal error when the run aborted.
 
@@ -128,7 +119,7 @@ class SendPass:
         if problem is not None:
             self.account.skip(row, write, *problem)
             return
-        if self.needs_read(write):
+        if needs_read(write, guard=self.guard, only_changes=self.only_changes):
             self.to_read(self.status, self.catalog.brand_of(write.subscription_id), row, write)
         else:
             self.to_write(row, write)
@@ -172,6 +163,9 @@ class SendPass:
         :param row: row number.
         :param write: the row.
         """
+        if self.abort:
+            self.account.fail(row, write, not_sent(self.abort[1]))
+            return
         cached = self.cache.answer(packer.kind, brand, row, write)
         if cached is not None:
             self.apply(cached)

@@ -106,6 +106,21 @@ class TestPackedGuard:
             "user3@example.com",
         }
 
+    @pytest.mark.parametrize("endpoint", ["/statuses/batch/read", "/unsubscribe-all/read"])
+    def test_fatal_read_aborts_and_accounts_every_row(self, tmp_path: Path, endpoint: str) -> None:
+        def override(request: httpx.Request, n: int) -> httpx.Response | None:
+            if request.url.path.endswith(endpoint):
+                return httpx.Response(401, json={"category": "INVALID_AUTHENTICATION", "message": "revoked"})
+            return None
+
+        api = MiniHubSpot(override, delay=0.002)
+        with pytest.raises(BatchAbortedError, match="revoked") as info:
+            run(api, mixed(600), tmp_path, batch_size=10, max_concurrency=2)
+        summary = info.value.summary
+        assert_adds_up(summary)
+        assert api.state.get(("user0@example.com", 101)) is None  # the guarded rows were never written
+        assert any(k.startswith("not sent: run aborted") for k in summary["failed_by_reason"])
+
     def test_each_subscription_is_read_with_its_brand(self, tmp_path: Path) -> None:
         """Issue 16 (1): a connection on brand 7 must still see brand 0's opt-outs, and brand 7's too."""
         api = MiniHubSpot(definitions=BRANDED)
