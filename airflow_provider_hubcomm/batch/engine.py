@@ -1,28 +1,34 @@
 """The batch-write engine behind ``BatchWriteStatusesOperator``: the operator builds it over a hook.
 
-A run has two passes over the data and holds no per-row state in memory:
+A run makes three passes over the data and holds no per-row state in memory:
 
 1. **Validation pass** (:mod:`~airflow_provider_hubcomm.batch.spool`): every row is read once from the input
    (list, iterable, CSV/JSONL/JSON/Parquet file or object-storage path), validated, and, if valid, spooled
-   to a temporary file while a compact index records duplicates. Nothing is sent before every row was
-   validated: with ``on_invalid="fail"`` one bad row stops the run with an error naming row, field, value
-   and allowed values; with ``"skip"`` bad rows are counted and listed in the failed-rows file.
-2. **Send pass**: the spool is streamed back; superseded duplicates are skipped (the last row for a
-   subscriber and subscription wins); the rest is cut into chunks of ``batch_size`` that a thread pool sends
-   through the hook (rate limiting and retries live there), with at most ``2 * max_concurrency`` chunks in
-   flight. Each answer is reconciled row by row (:mod:`~airflow_provider_hubcomm.batch.chunk`).
+   to a temporary file while a compact index records duplicates. A subscription may be named by its name
+   (:mod:`~airflow_provider_hubcomm.batch.preflight`). Nothing is sent before every row was validated: with
+   ``on_invalid="fail"`` one bad row stops the run with an error naming row, field, value and allowed
+   values; with ``"skip"`` bad rows are counted and listed in the failed-rows file.
+2. **Definitions preflight**: the account's subscriptions are read once (per brand); every row's
+   subscription is looked up before the first write, so unknown or inactive ids stop the run
+   (``on_invalid="fail"``) or skip their rows (``"skip"``) up front. A dry run preflights too.
+3. **Send pass** (:mod:`~airflow_provider_hubcomm.batch.pipeline`): the spool is streamed back; superseded
+   duplicates are skipped (the last row for a subscriber and subscription wins); rows that need a status
+   read first go through the brand-aware guard (:mod:`~airflow_provider_hubcomm.batch.guard`), the rest is
+   cut into chunks of ``batch_size`` that a thread pool sends through the hook (rate limiting and retries
+   live there). Each answer is reconciled row by row (:mod:`~airflow_provider_hubcomm.batch.chunk`).
 
-A chunk-level failure (400, 404, 5xx or no answer after retries) fails that chunk's rows and the run goes
-on. A fatal error (401/403, the ``DAILY`` 429, an unexpected exception) aborts: in-flight chunks finish,
-the remaining rows are counted failed ("not sent: run aborted: …") and :class:`BatchAbortedError` carries the
-summary. Retrying the task is safe: every write *sets* a state, so a rerun converges to the same result
-(rows already written come back as ``NO_STATUS_CHANGE``).
+A request-level failure (400, 404, 5xx or no answer after retries) fails that request's rows and the run
+goes on. A fatal error (401/403, the ``DAILY`` 429, an unexpected exception) aborts: in-flight requests
+finish, the remaining rows are counted failed ("not sent: run aborted: …") and :class:`BatchAbortedError`
+carries the summary. A ``403 MISSING_SCOPES`` from a batch endpoint switches to single calls
+(``on_missing_batch_scope="single"``, :mod:`~airflow_provider_hubcomm.batch.single`) or aborts
+(``"fail"``); the summary's ``mode`` says which ran. Retrying the task is safe: every write *sets* a state,
+so a rerun converges to the same result.
 
-Re-subscribe guardrail: a ``SUBSCRIBED`` row for a subscription HubSpot has ``UNSUBSCRIBED`` would
-re-subscribe someone who opted out, typically because the warehouse data is older than the contact's
-click on "unsubscribe". Unless ``allow_resubscribe=True``, each chunk holding a ``SUBSCRIBED`` row first
-batch-reads its subscribers' current statuses (the same read ``only_changes`` uses, once per chunk) and skips
-such rows with reason ``resubscribe_not_allowed``.
+Re-subscribe guardrail: a ``SUBSCRIBED`` row for a subscription HubSpot has ``UNSUBSCRIBED``, or for a
+contact who opted out of all e-mail of the subscription's brand, would re-subscribe someone who opted out.
+Unless ``allow_resubscribe=True`` such rows are skipped with reason ``resubscribe_not_allowed``; the reads
+this needs are packed across chunks and sent with each subscription's brand (``businessUnitId``).
 """
 
 from __future__ import annotations
@@ -31,14 +37,18 @@ import functools
 import logging
 import math
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_hubcomm.batch.chunk import ChunkResult, Reason, classify_error, send_chunk
+from airflow_provider_hubcomm.batch.chunk import BatchSize
+from airflow_provider_hubcomm.batch.guard import needs_read
 from airflow_provider_hubcomm.batch.header import check_header
 from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
+from airflow_provider_hubcomm.batch.pipeline import SendPass
+from airflow_provider_hubcomm.batch.preflight import NamingValidator, Preflight, check_spool, refusal
+from airflow_provider_hubcomm.batch.reasons import Reason, classify_error
 from airflow_provider_hubcomm.batch.report import Progress, check_thresholds, log_summary, summary_text
-from airflow_provider_hubcomm.batch.rows import RowValidator, format_errors
+from airflow_provider_hubcomm.batch.rows import format_errors
+from airflow_provider_hubcomm.batch.single import DEFAULT_DAILY_REQUEST_BUDGET
 from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
 from airflow_provider_hubcomm.batch.summary import RunAccount
 from airflow_provider_hubcomm.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, MAX_BATCH_SIZE
@@ -50,7 +60,7 @@ from airflow_provider_hubcomm.exceptions import (
 from airflow_provider_hubcomm.models import Channel
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.batch.rows import WriteRow
+    from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 __all__ = ["MAX_CONCURRENCY", "BatchAbortedError", "BatchWriteEngine", "summary_text"]
@@ -76,18 +86,20 @@ def _int_option(name: str, value: Any, default: int, low: int, high: int) -> int
 
 
 class BatchWriteEngine:
-    """Validate, de-duplicate, chunk and send many status writes; return the run summary.
+    """Validate, de-duplicate, preflight, guard, chunk and send many status writes; return the run summary.
 
-    :param hook: the hook whose ``batch_write``/``batch_read`` send the requests.
+    :param hook: the hook whose public methods send the requests.
     :param column_map: input column -> API field name (``subscriberIdString``, ``subscriptionId``,
         ``statusState``, ``channel``, ``legalBasis``, ``legalBasisExplanation``).
-    :param defaults: API field name -> value for rows that lack it.
-    :param batch_size: rows per request (default 100, at most 1,000).
-    :param max_concurrency: requests in flight at once (default 4, at most 32).
-    :param on_invalid: ``"fail"`` (raise before sending anything) or ``"skip"`` (count and list bad rows).
-    :param dry_run: validate and plan only; send nothing.
-    :param only_changes: read current statuses per chunk and write only rows whose state differs.
-    :param allow_resubscribe: allow ``SUBSCRIBED`` rows to re-subscribe ``UNSUBSCRIBED`` subscriptions.
+    :param defaults: API field name -> value for rows that lack it (``subscriptionId`` may be a name).
+    :param batch_size: rows per request (default 100, at most 1,000); lowered for the run when HubSpot answers
+        that a batch is too large.
+    :param max_concurrency: requests in flight at once (default 4, at most 32), in batch and single mode.
+    :param on_invalid: ``"fail"`` (raise before sending anything) or ``"skip"`` (count and list bad rows);
+        applies to invalid rows and to rows naming an unknown or inactive subscription.
+    :param dry_run: validate, preflight and plan only; send no write.
+    :param only_changes: read current statuses first and write only rows whose state differs.
+    :param allow_resubscribe: allow ``SUBSCRIBED`` rows to re-subscribe contacts who opted out.
     :param failed_rows_path: where to write the failed-rows JSON lines (local path, URL or
         ``ObjectStoragePath``); default: a new file in ``output_dir`` or the temp directory.
     :param output_dir: directory (local or object storage) for generated output files.
@@ -98,6 +110,10 @@ class BatchWriteEngine:
         ``parquet``).
     :param extra_columns: ``"fail"`` (an unknown input column makes the row invalid) or ``"ignore"``.
     :param progress_interval: seconds between progress log lines.
+    :param on_missing_batch_scope: on ``403 MISSING_SCOPES`` from a batch endpoint, ``"single"`` (default:
+        go on with single calls) or ``"fail"`` (abort the run).
+    :param daily_request_budget: requests the account may spend per day (default 250,000, HubSpot's
+        smallest daily limit); the single-call fallback refuses to start when the rest of the run needs more.
     """
 
     def __init__(
@@ -119,9 +135,15 @@ class BatchWriteEngine:
         file_format: str | None = None,
         extra_columns: Literal["fail", "ignore"] = "fail",
         progress_interval: float = PROGRESS_INTERVAL,
+        on_missing_batch_scope: Literal["single", "fail"] = "single",
+        daily_request_budget: int | None = None,
     ) -> None:
         if on_invalid not in ("fail", "skip"):
             raise HubCommConfigError(f"on_invalid must be 'fail' or 'skip', got {on_invalid!r}")
+        if on_missing_batch_scope not in ("single", "fail"):
+            raise HubCommConfigError(
+                f"on_missing_batch_scope must be 'single' or 'fail', got {on_missing_batch_scope!r}"
+            )
         if max_failed_ratio is not None and not 0.0 <= float(max_failed_ratio) <= 1.0:
             raise HubCommConfigError(f"max_failed_ratio must be between 0 and 1, got {max_failed_ratio!r}")
         self.hook = hook
@@ -144,7 +166,12 @@ class BatchWriteEngine:
         self.file_format = file_format
         self.extra_columns = extra_columns
         self.progress_interval = progress_interval
-        self._plan = {"rows_to_send": 0, "chunks": 0}
+        self.on_missing_batch_scope = on_missing_batch_scope
+        self.daily_request_budget = _int_option(
+            "daily_request_budget", daily_request_budget, DEFAULT_DAILY_REQUEST_BUDGET, 1, 2**63
+        )
+        self._plan: dict[str, Any] = {"rows_to_send": 0, "chunks": 0}
+        self._mode = "batch"
 
     # -- run ---------------------------------------------------------------------------------------------------
 
@@ -152,20 +179,21 @@ class BatchWriteEngine:
         """Run the batch and return its summary.
 
         :param inputs: rows (list or iterable of mappings), a file path, a URL or an ``ObjectStoragePath``.
-        :raises HubCommValidationError: invalid rows with ``on_invalid="fail"`` (nothing was sent), or a
-            bad ``column_map``/``defaults``.
+        :raises HubCommValidationError: invalid rows or rows naming an unknown/inactive subscription with
+            ``on_invalid="fail"`` (nothing was sent), or a bad ``column_map``/``defaults``.
         :raises BatchAbortedError: a fatal error stopped the run; ``.summary`` holds the accounting.
         :raises HubCommThresholdError: more rows failed than ``max_failed_rows``/``max_failed_ratio`` allow.
         """
         from airflow_provider_hubcomm.batch.sources import iter_rows
 
         started = time.monotonic()
-        validator = RowValidator(self.column_map, self.defaults, self.extra_columns)
+        validator = NamingValidator(self.column_map, self.defaults, self.extra_columns, self.hook.subscription_catalog)
         failed_sink = JsonLinesSink(self.failed_rows_path, output_dir=self.output_dir, kind="failed")
         written_sink = None if self.dry_run else JsonLinesSink(output_dir=self.output_dir, kind="written")
-        account = RunAccount(failed_sink, written_sink)
+        account = RunAccount(failed_sink, written_sink, self.hook.redact)
         skip = self.on_invalid == "skip"
         requests0, retries0 = self._counters()
+        size = BatchSize(self.batch_size)
         spool: Spool | None = None
         aborted: BaseException | None = None
         try:
@@ -193,7 +221,7 @@ class BatchWriteEngine:
                     [e.to_dict() for e in checked.errors],
                 )
             assert spool is not None
-            aborted = self._send(spool, account)
+            aborted = self._send(spool, account, size)
         except BaseException:
             failed_sink.target = None  # do not leave an empty file behind a run that sent nothing
             raise
@@ -211,119 +239,116 @@ class BatchWriteEngine:
                 "dry_run": self.dry_run,
                 "only_changes": self.only_changes,
                 "allow_resubscribe": self.allow_resubscribe,
+                "mode": self._mode,
             },
             requests=requests1 - requests0,
             retries=retries1 - retries0,
             duration_seconds=round(duration, 3),
             rows_per_second=round(account.rows_read / duration, 1) if duration > 0 else 0.0,
-            plan={**self._plan, "batch_size": self.batch_size, "max_concurrency": self.max_concurrency},
+            plan={
+                **self._plan,
+                "batch_size": self.batch_size,
+                "max_concurrency": self.max_concurrency,
+                "batch_size_used": size.current,
+                "batch_size_reduced": size.reduced,
+            },
             written_rows_path=written_path,
             failed_rows_path=failed_path,
         )
         log_summary(summary)
         if aborted is not None:
-            message = f"Batch run aborted by {type(aborted).__name__}: {aborted}\nSummary: {summary_text(summary)}"
+            cause = self.hook.redact(f"{type(aborted).__name__}: {aborted}")
+            message = f"Batch run aborted by {cause}\nSummary: {summary_text(summary)}"
             raise BatchAbortedError(message, summary) from aborted
         check_thresholds(summary, self.max_failed_rows, self.max_failed_ratio)
         return summary
 
     def _counters(self) -> tuple[int, int]:
-        if self.dry_run:
-            return 0, 0
         counters = self.hook.counters()
         return counters["requests"], counters["retries"]
 
-    # -- send pass ---------------------------------------------------------------------------------------------
+    # -- preflight and send pass -------------------------------------------------------------------------------
 
-    def _send(self, spool: Spool, account: RunAccount) -> BaseException | None:
-        """Stream the spool into chunks and send them; return the fatal error when the run aborted."""
-        progress = Progress(account, self.progress_interval)
-        batch_size = self.batch_size
-        chunk: list[tuple[int, WriteRow]] = []
-        if self.dry_run:
-            would_send = duplicates = 0
-            for _, _, superseded in spool.records():
-                if superseded:
-                    duplicates += 1
-                else:
-                    would_send += 1
-            account.skipped["duplicate"] += duplicates
-            account.skipped["dry_run"] += would_send
-            self._plan["rows_to_send"] = would_send
-            self._plan["chunks"] = math.ceil(would_send / batch_size)
-            return None
-        hook = self.hook
-        # Build the shared client, limiter and retry policy here: connection lookup stays in the task thread
-        # and the worker threads share one rate budget.
-        hook.prepare()
-        in_flight: dict[Future[ChunkResult], list[tuple[int, WriteRow]]] = {}
-        max_in_flight = 2 * self.max_concurrency
-        abort: list[Any] = []  # [error, reason, not-sent reason] once fatal
+    def _preflight(self, spool: Spool) -> tuple[SubscriptionCatalog | None, Preflight, Reason | None]:
+        """Read the catalog and check every row's subscription; raise per ``on_invalid``.
 
-        def settle() -> None:
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                rows = in_flight.pop(future)
-                if future.cancelled():  # defensive: futures are only cancelled on abort, and popped there
-                    for row, write in rows:
-                        account.fail(row, write, abort[2] if abort else Reason(None, "not sent: chunk cancelled"))
-                    continue
-                result = future.result()
-                account.apply(result)
-                if result.fatal is not None and not abort:
-                    _, reason = classify_error(result.fatal)
-                    abort.extend((result.fatal, reason, _not_sent(reason)))
-                    log.error("Fatal error, aborting the run: %s", reason.key)
-                    for other, other_rows in list(in_flight.items()):
-                        if other.cancel():
-                            in_flight.pop(other)
-                            for row, write in other_rows:
-                                account.fail(row, write, abort[2])
-                progress.maybe_log()
-
-        def submit(rows: list[tuple[int, WriteRow]]) -> None:
-            index = self._plan["chunks"]
-            self._plan["chunks"] += 1
-            future = pool.submit(
-                send_chunk,
-                hook,
-                index,
-                rows,
-                only_changes=self.only_changes,
-                allow_resubscribe=self.allow_resubscribe,
-            )
-            in_flight[future] = rows
-            while len(in_flight) >= max_in_flight:
-                settle()
-
-        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="hubcomm-batch") as pool:
-            try:
-                for row, write, superseded in spool.records():
-                    if superseded:
-                        account.skipped["duplicate"] += 1
-                        continue
-                    self._plan["rows_to_send"] += 1
-                    if abort:
-                        account.fail(row, write, abort[2])
-                        continue
-                    chunk.append((row, write))
-                    if len(chunk) == batch_size:
-                        submit(chunk)
-                        chunk = []
-                if chunk and not abort:
-                    submit(chunk)
-                elif chunk:
-                    for row, write in chunk:
-                        account.fail(row, write, abort[2])
-                while in_flight:
-                    settle()
-            except BaseException:
-                for future in in_flight:
-                    future.cancel()
+        :return: the catalog (``None`` when a non-fatal error kept it unreadable), the findings, and the reason
+            every row fails with when the catalog is unreadable.
+        """
+        if not self.dry_run:
+            # Build the shared client, limiter and retry policy here: connection lookup stays in the task
+            # thread and the worker threads share one rate budget.
+            self.hook.prepare()
+        unreadable = None
+        try:
+            catalog: SubscriptionCatalog | None = self.hook.subscription_catalog()
+        except Exception as err:
+            fatal, reason = classify_error(err)
+            if fatal:
                 raise
-        progress.maybe_log(final=True)
-        return abort[0] if abort else None
+            log.error("Cannot read the subscription definitions: %s", self.hook.redact(reason.key))
+            unreadable = reason._replace(message=f"not sent: subscription definitions unreadable: {reason.message}")
+            catalog = None
+        check = check_spool(
+            spool,
+            catalog,
+            functools.partial(needs_read, guard=not self.allow_resubscribe, only_changes=self.only_changes),
+        )
+        if catalog is not None and check.problems:
+            log.warning(
+                "%d rows name unknown or inactive subscriptions: %s",
+                check.refused,
+                "; ".join(f"{sid}: {m}" for sid, (_, m) in check.problems.items()),
+            )
+            if self.on_invalid == "fail":
+                raise refusal(spool, check, catalog)
+        self._plan["rows_to_send"] = check.sendable
+        return catalog, check, unreadable
 
-
-def _not_sent(reason: Reason) -> Reason:
-    return Reason(None, f"not sent: run aborted: {reason.key}")
+    def _send(self, spool: Spool, account: RunAccount, size: BatchSize) -> BaseException | None:
+        """Preflight, then stream the spool through the send pass; return the fatal error when it aborted."""
+        try:
+            catalog, check, unreadable = self._preflight(spool)
+        except HubCommValidationError:
+            raise
+        except Exception as err:  # fatal: 401/403 or the daily limit on the definitions read
+            reason = classify_error(err)[1]
+            for row, write, superseded in spool.records():
+                if superseded:
+                    account.skipped["duplicate"] += 1
+                else:
+                    account.fail(row, write, reason)
+            return err
+        if self.dry_run or catalog is None:
+            for row, write, superseded in spool.records():
+                problem = check.problems.get(write.subscription_id)
+                if superseded:
+                    account.skipped["duplicate"] += 1
+                elif problem is not None:
+                    account.skip(row, write, *problem)
+                elif unreadable is not None:
+                    account.fail(row, write, unreadable)
+                else:
+                    account.skipped["dry_run"] += 1
+            self._plan["chunks"] = math.ceil(check.sendable / size.current)
+            return None
+        send = SendPass(
+            self.hook,
+            account,
+            catalog,
+            size,
+            Progress(account, self.progress_interval),
+            max_concurrency=self.max_concurrency,
+            only_changes=self.only_changes,
+            allow_resubscribe=self.allow_resubscribe,
+            on_missing_batch_scope=self.on_missing_batch_scope,
+            daily_request_budget=self.daily_request_budget,
+            problems=check.problems,
+            sendable=check.sendable,
+            to_read=check.to_read,
+        )
+        try:
+            return send.run(spool.records())
+        finally:
+            self._plan["chunks"] = send.chunks
+            self._mode = send.mode

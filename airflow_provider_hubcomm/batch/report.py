@@ -37,10 +37,13 @@ def log_summary(summary: dict[str, Any]) -> None:
     :param summary: the run summary.
     """
     log.info(
-        "Batch %s: %d rows read, %d written, %d failed, %d skipped %s; %d requests, %d retries, %.1f s.",
+        "Batch %s (%s mode): %d rows read, %d written (%d unconfirmed), %d failed, %d skipped %s; %d requests, "
+        "%d retries, %.1f s.",
         "dry run" if summary["dry_run"] else "run",
+        summary.get("mode", "batch"),
         summary["rows_read"],
         summary["written"],
+        summary.get("unconfirmed", 0),
         summary["failed"],
         summary["skipped"],
         {k: v for k, v in summary["skipped_by_reason"].items() if v},

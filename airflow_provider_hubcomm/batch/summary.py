@@ -2,12 +2,17 @@
 
 Every row read ends in exactly one bucket: ``written``, ``failed`` or ``skipped`` (by reason: ``invalid``,
 ``duplicate``, ``unchanged``, ``resubscribe_not_allowed``, and ``dry_run`` for the rows a dry run would have
-sent). :meth:`RunAccount.summary` asserts ``written + failed + skipped == rows_read``.
+sent, ``unknown_subscription``/``inactive_subscription`` for rows the definitions preflight refused with
+``on_invalid="skip"``). ``unconfirmed`` counts written rows whose batch operation HubSpot answered
+``PENDING``/``PROCESSING`` (part of ``written``, like ``unchanged`` is part of ``skipped``; the sensor verifies
+them). :meth:`RunAccount.summary` asserts ``written + failed + skipped == rows_read``.
 
 Files (see :mod:`~airflow_provider_hubcomm.batch.outputs`):
 
 * the failed-rows file lists every row that needs attention: failed rows (``"outcome": "failed"``) and rows
-  skipped as ``invalid`` or ``resubscribe_not_allowed`` (``"outcome": "skipped"``, with ``"reason"``).
+  skipped as ``invalid``, ``resubscribe_not_allowed``, ``unknown_subscription`` or ``inactive_subscription``
+  (``"outcome": "skipped"``, with ``"reason"``). Every text that came from HubSpot goes through the hook's
+  redactor before it is counted or written.
   Duplicates and unchanged rows need nothing and are only counted;
 * the written-rows manifest lists every written row with the operation (chunk) that wrote it.
 
@@ -21,19 +26,35 @@ received (batch writes, status reads and retried attempts that got an answer); `
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_hubcomm.batch.reasons import CANCELED_REASON, NOT_FINAL
 from airflow_provider_hubcomm.models import BatchStatus
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.batch.chunk import ChunkResult, Reason
     from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
+    from airflow_provider_hubcomm.batch.reasons import ChunkResult, Reason
     from airflow_provider_hubcomm.batch.rows import RowError, WriteRow
 
 __all__ = ["SKIP_REASONS", "RunAccount"]
 
-SKIP_REASONS = ("invalid", "duplicate", "unchanged", "resubscribe_not_allowed", "dry_run")
+SKIP_REASONS = (
+    "invalid",
+    "duplicate",
+    "unchanged",
+    "resubscribe_not_allowed",
+    "unknown_subscription",
+    "inactive_subscription",
+    "dry_run",
+)
+#: Skipped rows that need attention: listed in the failed-rows file.
+LISTED_SKIPS = frozenset({"resubscribe_not_allowed", "unknown_subscription", "inactive_subscription"})
+_CATEGORIES = {
+    "resubscribe_not_allowed": "RESUBSCRIBE_NOT_ALLOWED",
+    "unknown_subscription": "UNKNOWN_SUBSCRIPTION",
+    "inactive_subscription": "INACTIVE_SUBSCRIPTION",
+}
 MAX_REASONS = 20
 OTHER = "other"
 MAX_NOT_COMPLETE = 1000
@@ -47,13 +68,21 @@ class RunAccount:
 
     :param failed_sink: the failed-rows file.
     :param written_sink: the written-rows manifest (``None`` in a dry run).
+    :param redact: removes secrets from server text (the hook's ``redact``) before it is stored.
     """
 
-    def __init__(self, failed_sink: JsonLinesSink, written_sink: JsonLinesSink | None) -> None:
+    def __init__(
+        self,
+        failed_sink: JsonLinesSink,
+        written_sink: JsonLinesSink | None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.failed_sink = failed_sink
         self.written_sink = written_sink
+        self.redact = redact or (lambda text: text)
         self.rows_read = 0
         self.written = 0
+        self.unconfirmed = 0
         self.failed = 0
         self.skipped: Counter[str] = Counter({reason: 0 for reason in SKIP_REASONS})
         self.failed_by_reason: dict[str, int] = {}
@@ -100,27 +129,29 @@ class RunAccount:
             }
         )
 
-    def skip(self, row: int, write: WriteRow, reason: str) -> None:
-        """Count a skipped valid row; ``resubscribe_not_allowed`` rows are also listed in the failed-rows file.
+    def skip(self, row: int, write: WriteRow, reason: str, message: str | None = None) -> None:
+        """Count a skipped valid row; rows of :data:`LISTED_SKIPS` are also listed in the failed-rows file.
 
         :param row: row number.
         :param write: the row.
         :param reason: one of :data:`SKIP_REASONS`.
+        :param message: why, for the failed-rows file (default: the subscription reads ``UNSUBSCRIBED``).
         """
         self.skipped[reason] += 1
-        if reason == "resubscribe_not_allowed":
-            message = (
-                f"{write.subscriber} is UNSUBSCRIBED from subscription {write.subscription_id} in HubSpot; "
-                "not re-subscribed (allow_resubscribe=False)"
-            )
+        if reason in LISTED_SKIPS:
+            if message is None:
+                message = (
+                    f"{write.subscriber} is UNSUBSCRIBED from subscription {write.subscription_id} in HubSpot; "
+                    "not re-subscribed (allow_resubscribe=False)"
+                )
             self.failed_sink.write(
                 {
                     "row": row,
                     "input": write.to_api(),
                     "outcome": "skipped",
                     "reason": reason,
-                    "category": "RESUBSCRIBE_NOT_ALLOWED",
-                    "message": message,
+                    "category": _CATEGORIES[reason],
+                    "message": self.redact(message),
                     "correlationId": None,
                 }
             )
@@ -133,7 +164,10 @@ class RunAccount:
         :param reason: why it failed.
         """
         self.failed += 1
-        key = reason.key
+        redact = self.redact
+        category = None if reason.category is None else redact(reason.category)
+        message = redact(reason.message)
+        key = f"{category}: {message}" if category else message
         if key not in self.failed_by_reason and len(self.failed_by_reason) >= MAX_REASONS + (
             OTHER in self.failed_by_reason
         ):
@@ -144,8 +178,8 @@ class RunAccount:
                 "row": row,
                 "input": write.to_api(),
                 "outcome": "failed",
-                "category": reason.category,
-                "message": reason.message,
+                "category": category,
+                "message": message,
                 "correlationId": reason.correlation_id,
             }
         )
@@ -159,6 +193,8 @@ class RunAccount:
         :param status: that operation's status (``COMPLETE``, ``PENDING`` or ``PROCESSING``).
         """
         self.written += 1
+        if status in NOT_FINAL:
+            self.unconfirmed += 1
         record = {
             "row": row,
             "subscriberIdString": write.subscriber,
@@ -182,17 +218,12 @@ class RunAccount:
 
         :param result: the chunk's outcome.
         """
-        op = result.operation
-        status = _COMPLETE
-        if op is not None:
-            status = op["status"]
+        for op in result.operations:
             self._operation(result.index, op)
-        for row, write in result.written:
+        for row, write, status in result.written:
             self.write(row, write, result.index, status)
         for row, write, reason in result.failed:
             self.fail(row, write, reason)
-        for row, write, why in result.skipped:
-            self.skip(row, write, why)
 
     def _operation(self, index: int, op: dict[str, Any]) -> None:
         self.operations += 1
@@ -203,8 +234,6 @@ class RunAccount:
         if op["completedAt"] and (self.last_completed_at is None or op["completedAt"] > self.last_completed_at):
             self.last_completed_at = op["completedAt"]
         if status == _CANCELED:
-            from airflow_provider_hubcomm.batch.chunk import CANCELED_REASON
-
             self.canceled_total += 1
             if len(self.canceled) < MAX_NOT_COMPLETE:
                 self.canceled.append({"index": index, "rows": op["rows"], "reason": CANCELED_REASON})
@@ -232,6 +261,7 @@ class RunAccount:
             **header,
             "rows_read": self.rows_read,
             "written": self.written,
+            "unconfirmed": self.unconfirmed,
             "failed": self.failed,
             "skipped": skipped,
             "unchanged": self.skipped["unchanged"],

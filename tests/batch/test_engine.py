@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from airflow.sdk import Connection
 
-from airflow_provider_hubcomm.batch.chunk import MISSING_REASON, reconcile
+from airflow_provider_hubcomm.batch.chunk import reconcile
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.reasons import MISSING_REASON
 from airflow_provider_hubcomm.batch.rows import WriteRow
 from airflow_provider_hubcomm.exceptions import (
     BatchAbortedError,
@@ -22,126 +20,8 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommThresholdError,
     HubCommValidationError,
 )
-from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.models import BatchWriteResponse
-
-KNOWN = (101, 102, 103)
-Override = Callable[[httpx.Request, int], "httpx.Response | Exception | None"]
-
-
-class MiniHubSpot:
-    """In-memory ``batch/write`` and ``batch/read``; ``override(request, n)`` may answer a call instead."""
-
-    def __init__(self, override: Override | None = None, *, status: str = "COMPLETE", delay: float = 0.0) -> None:
-        self.state: dict[tuple[str, int], str] = {}
-        self.writes: list[list[dict[str, Any]]] = []
-        self.reads: list[list[str]] = []
-        self.override = override
-        self.status = status
-        self.delay = delay
-        self.calls = 0
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        with self.lock:
-            self.calls += 1
-            n = self.calls
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        try:
-            if self.delay:
-                time.sleep(self.delay)
-            if self.override is not None:
-                outcome = self.override(request, n)
-                if isinstance(outcome, Exception):
-                    raise outcome
-                if outcome is not None:
-                    return outcome
-            body = json.loads(request.content)["inputs"]
-            if request.url.path.endswith("/statuses/batch/read"):
-                return self._read(body)
-            assert request.url.path.endswith("/statuses/batch/write"), request.url.path
-            return self._write(body)
-        finally:
-            with self.lock:
-                self.active -= 1
-
-    def _read(self, subscribers: list[str]) -> httpx.Response:
-        with self.lock:
-            self.reads.append(subscribers)
-            results = [
-                {
-                    "subscriberIdString": sub.lower(),
-                    "statuses": [
-                        {"subscriptionId": sid, "status": self.state.get((sub.lower(), sid), "NOT_SPECIFIED")}
-                        for sid in KNOWN
-                    ],
-                }
-                for sub in subscribers
-            ]
-        return httpx.Response(200, json={"status": "COMPLETE", "results": results})
-
-    def _write(self, inputs: list[dict[str, Any]]) -> httpx.Response:
-        results, errors = [], []
-        with self.lock:
-            self.writes.append(inputs)
-            for item in inputs:
-                sub, sid = item["subscriberIdString"], item["subscriptionId"]
-                if sid not in KNOWN:
-                    context = {"subscriberIdString": [sub], "subscriptionId": [str(sid)]}
-                    errors.append(
-                        {"status": "404", "category": "OBJECT_NOT_FOUND", "message": "no such", "context": context}
-                    )
-                    continue
-                if self.status == "COMPLETE":
-                    self.state[(sub.lower(), sid)] = item["statusState"]
-                results.append(
-                    {"subscriberIdString": sub.lower(), "subscriptionId": sid, "status": item["statusState"]}
-                )
-        body: dict[str, Any] = {
-            "status": self.status,
-            "results": results,
-            "requestedAt": "2026-01-01T00:00:00.000Z",
-            "completedAt": "2026-01-01T00:00:00.010Z",
-        }
-        if errors:
-            body.update(errors=errors, numErrors=len(errors))
-        return httpx.Response(207 if errors else 200, json=body)
-
-    @property
-    def rows_sent(self) -> int:
-        return sum(len(w) for w in self.writes)
-
-
-def make_hook(api: MiniHubSpot, **kwargs: Any) -> HubCommHook:
-    conn = Connection(conn_id="hubcomm_default", conn_type="hubcomm", host="https://api.unit.test", password="pat-x")
-    kwargs.setdefault("max_retries", 1)
-    return HubCommHook(transport=httpx.MockTransport(api), connection=conn, retry_sleep=lambda _: None, **kwargs)
-
-
-def rows(n: int, *, start: int = 0, state: str = "UNSUBSCRIBED", sid: int = 101) -> list[dict[str, Any]]:
-    return [
-        {"subscriberIdString": f"user{i}@example.com", "subscriptionId": sid, "statusState": state}
-        for i in range(start, start + n)
-    ]
-
-
-def run(api: MiniHubSpot, inputs: Any, tmp_path: Path, **options: Any) -> dict[str, Any]:
-    options.setdefault("output_dir", str(tmp_path))
-    return BatchWriteEngine(make_hook(api), **options).run(inputs)
-
-
-def read_lines(path: str | None) -> list[dict[str, Any]]:
-    assert path is not None
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def assert_adds_up(summary: dict[str, Any]) -> None:
-    assert summary["written"] + summary["failed"] + summary["skipped"] == summary["rows_read"]
-    assert sum(summary["skipped_by_reason"].values()) == summary["skipped"]
-    assert sum(summary["failed_by_reason"].values()) == summary["failed"]
+from tests.batch._mini import MiniHubSpot, assert_adds_up, make_hook, read_lines, rows, run
 
 
 class TestReconcile:
@@ -262,8 +142,16 @@ class TestSending:
         assert summary["skipped_by_reason"]["duplicate"] == 1
         assert summary["written"] == 250
         assert api.state[("user3@example.com", 101)] == "NOT_SPECIFIED"
-        assert summary["plan"] == {"rows_to_send": 250, "chunks": 3, "batch_size": 100, "max_concurrency": 4}
-        assert summary["requests"] == 3
+        assert summary["plan"] == {
+            "rows_to_send": 250,
+            "chunks": 3,
+            "batch_size": 100,
+            "max_concurrency": 4,
+            "batch_size_used": 100,
+            "batch_size_reduced": False,
+        }
+        assert summary["mode"] == "batch"
+        assert summary["requests"] == 4  # one definitions read (brand 0), three writes
         assert summary["operations"]["total"] == 3
         manifest = read_lines(summary["written_rows_path"])
         assert len(manifest) == 250
@@ -376,7 +264,7 @@ class TestSending:
         assert summary["plan"]["rows_to_send"] == 250
         assert summary["plan"]["chunks"] == 3
         assert summary["written_rows_path"] is None
-        assert summary["requests"] == 0
+        assert summary["requests"] == api.definition_reads == 1  # a dry run preflights the subscriptions
 
 
 class TestReads:
@@ -481,15 +369,21 @@ class TestOutputs:
 
 _RSS_PROBE = """
 import resource, sys
+import httpx
+from airflow.sdk import Connection
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+DEFS = {"status": "COMPLETE", "results": [{"id": str(i), "name": f"s{i}", "isActive": True} for i in (101, 102, 103)]}
+conn = Connection(conn_id="hubcomm_default", conn_type="hubcomm", host="https://api.unit.test", password="pat-x")
+hook = HubCommHook(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=DEFS)), connection=conn)
 
 def rows(n):
     for i in range(n):
         yield {"subscriberIdString": f"u{i}@example.com", "subscriptionId": 101 + i % 3, "statusState": "SUBSCRIBED"}
 
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-summary = BatchWriteEngine(HubCommHook(), dry_run=True, output_dir=sys.argv[2]).run(rows(int(sys.argv[1])))
+summary = BatchWriteEngine(hook, dry_run=True, output_dir=sys.argv[2]).run(rows(int(sys.argv[1])))
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(summary["plan"]["rows_to_send"], (after - before) // 1024)
 """
