@@ -34,7 +34,7 @@ def _refusal(subscriber_id: str, update: StatusUpdate, why: str, reason: str) ->
         "allowed": None,
     }
     return HubCommValidationError(
-        f"refusing to subscribe {subscriber_id} to subscription {update.subscription_id}: {why}. Nothing was sent.",
+        f"refusing to re-subscribe {subscriber_id} to subscription {update.subscription_id}: {why}. Nothing was sent.",
         [error],
     )
 
