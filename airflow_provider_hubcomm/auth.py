@@ -1,9 +1,16 @@
 """HubSpot authentication as :class:`httpx.Auth` flows: private-app tokens and OAuth 2.0 refresh.
 
-The OAuth flow caches the access token with its expiry, refreshes it *before* it expires (HubSpot says a
-401 is not a reliable signal, so the TTL is the primary trigger) and once more on a 401. Concurrent requests
-share one refresh: a generation counter tells a waiting request that somebody else already refreshed, so
-there is no thundering herd and no refresh loop (each request refreshes at most once).
+The OAuth flow caches the access token with its expiry and refreshes it *before* it expires (HubSpot says a
+401 is not a reliable signal, so the TTL is the primary trigger). Every token carries a generation number,
+and a 401 is judged by the generation the request was sent with:
+
+* sent with a token that has since been replaced (*stale*): resend with the current token, no refresh
+  (at most :data:`MAX_STALE_RESENDS` times, so a request never loops);
+* sent with the current token: ONE shared refresh (concurrent requests wait for it and reuse its token, so
+  one expiry costs one token request, not one per request in flight), then resend;
+* sent with a token refreshed for or after this very request's 401: an auth failure, the 401 is returned.
+
+So a long run crosses any number of expiries with requests in flight, and each request refreshes at most once.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ from airflow_provider_hubcomm.constants import TOKEN_REFRESH_FRACTION, TOKEN_REF
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.models import AccessTokenResponse
 
-__all__ = ["OAuthRefreshAuth", "PrivateAppAuth"]
+__all__ = ["MAX_STALE_RESENDS", "OAuthRefreshAuth", "PrivateAppAuth"]
 
 log = logging.getLogger(__name__)
 
 TokenFetcher = Callable[[str], "AccessTokenResponse"]
 AsyncTokenFetcher = Callable[[str], Awaitable["AccessTokenResponse"]]
+
+#: Resends of one request after 401s on tokens that other requests had already replaced.
+MAX_STALE_RESENDS = 3
 
 
 def _bearer(request: httpx.Request, token: str) -> None:
@@ -108,7 +118,7 @@ class OAuthRefreshAuth(httpx.Auth):
     def _needs_refresh(self, seen_generation: int | None) -> bool:
         if seen_generation is None:
             return not self._fresh()
-        return self.generation == seen_generation
+        return self.generation == seen_generation or not self._fresh()
 
     def sync_token(self, seen_generation: int | None = None) -> tuple[str, int]:
         """Return a valid access token and its generation, refreshing if needed.
@@ -134,18 +144,43 @@ class OAuthRefreshAuth(httpx.Auth):
             assert self._access_token is not None
             return self._access_token, self.generation
 
+    def _on_401(self, sent: int, refreshed: int | None, stale: int) -> str:
+        """Decide what a 401 on a request sent with token generation ``sent`` calls for.
+
+        :param sent: generation of the token the request carried.
+        :param refreshed: generation this request refreshed to (or waited for), if it did already.
+        :param stale: stale-token resends of this request so far.
+        :return: ``"fail"``, ``"stale"`` (resend with the current token) or ``"refresh"``.
+        """
+        if refreshed is not None and sent >= refreshed:
+            return "fail"
+        if sent < self.generation:
+            return "stale" if stale < MAX_STALE_RESENDS else "fail"
+        return "refresh"
+
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """Send with a fresh token; on 401 refresh once (shared) and resend once.
+        """Send with a fresh token; on 401 resend with the current token or refresh once (shared), see above.
 
         :param request: the outgoing request.
         """
         token, generation = self.sync_token()
-        _bearer(request, token)
-        response = yield request
-        if response.status_code == 401:
-            token, _ = self.sync_token(seen_generation=generation)
+        refreshed: int | None = None
+        stale = 0
+        while True:
             _bearer(request, token)
-            yield request
+            response = yield request
+            if response.status_code != 401:
+                return
+            action = self._on_401(generation, refreshed, stale)
+            if action == "fail":
+                return
+            if action == "stale":
+                stale += 1
+                token, generation = self.sync_token()
+            else:
+                token, generation = self.sync_token(seen_generation=generation)
+                refreshed = generation
+            log.info("HubSpot answered 401 to a request; resending it with access token #%d (%s).", generation, action)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Async twin of :meth:`sync_auth_flow`.
@@ -153,9 +188,20 @@ class OAuthRefreshAuth(httpx.Auth):
         :param request: the outgoing request.
         """
         token, generation = await self.async_token()
-        _bearer(request, token)
-        response = yield request
-        if response.status_code == 401:
-            token, _ = await self.async_token(seen_generation=generation)
+        refreshed: int | None = None
+        stale = 0
+        while True:
             _bearer(request, token)
-            yield request
+            response = yield request
+            if response.status_code != 401:
+                return
+            action = self._on_401(generation, refreshed, stale)
+            if action == "fail":
+                return
+            if action == "stale":
+                stale += 1
+                token, generation = await self.async_token()
+            else:
+                token, generation = await self.async_token(seen_generation=generation)
+                refreshed = generation
+            log.info("HubSpot answered 401 to a request; resending it with access token #%d (%s).", generation, action)

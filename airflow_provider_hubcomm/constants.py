@@ -23,6 +23,9 @@ DEFAULT_TOKEN_PATH: Final = "/oauth/v3/token"
 #: Timeouts (seconds).
 DEFAULT_TIMEOUT: Final = 30.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+#: ``test_connection`` (``airflow connections test``, the UI's Test button): one try, answered in seconds.
+TEST_CONNECTION_DEADLINE: Final = 10.0
+TEST_CONNECTION_CONNECT_TIMEOUT: Final = 5.0
 
 #: Retry policy.
 DEFAULT_MAX_RETRIES: Final = 5

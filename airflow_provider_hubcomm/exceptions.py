@@ -10,25 +10,32 @@
     ├── HubCommThresholdError           a batch run failed more rows than allowed
     ├── BatchAbortedError               a fatal error stopped a batch run midway (summary attached)
     └── HubCommAPIError                 HubSpot answered with an error status
-        ├── HubCommAuthError            401 / 403, and OAuth token-endpoint failures
+        ├── HubCommAuthError            401 / 403 (``missing_scopes``), and OAuth token-endpoint failures
         ├── HubCommNotFoundError        404
         ├── HubCommRequestRejectedError other 4xx (400 VALIDATION_ERROR, 409, 423 …)
-        ├── HubCommRateLimitError       429
-        └── HubCommServerError          5xx
+        ├── HubCommRateLimitError       429 (``is_daily``: the DAILY policy, final until midnight)
+        ├── HubCommServerError          5xx
+        └── HubCommResponseValidationError  a 2xx answer that is not the JSON HubSpot promises
+            └── HubCommUnconfirmedError     a 2xx answer to a single write that confirms nothing
 
 Messages carry the HTTP status, HubSpot's ``category``/``subCategory``, ``message`` and ``correlationId``;
-they never carry a token: request headers and form bodies are not part of any message.
+they never carry a token: request headers and form bodies are not part of any message, and server text
+(which may echo a token) goes through the hook's redactor before an error is built (``make_api_error``'s
+``redact``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException
 
 if TYPE_CHECKING:
     import httpx
+
+Redact = Callable[[str], str]
 
 __all__ = [
     "BatchAbortedError",
@@ -43,13 +50,23 @@ __all__ = [
     "HubCommResponseValidationError",
     "HubCommServerError",
     "HubCommThresholdError",
+    "HubCommUnconfirmedError",
     "HubCommValidationError",
+    "is_daily_policy",
     "raise_for_response",
 ]
 
 _BODY_EXCERPT = 300
 #: Longest URL or HubSpot message quoted in an error message (a hostile 20 kB subscriber id stays readable).
 _TEXT_MAX = 500
+
+
+def is_daily_policy(body: dict[str, Any]) -> bool:
+    """Return whether a 429 body names HubSpot's ``DAILY`` policy (the one rule; the retry policy uses it too).
+
+    :param body: the parsed JSON body of a 429 answer.
+    """
+    return str(body.get("policyName") or "").upper() == "DAILY"
 
 
 def _clip(text: str) -> str:
@@ -122,6 +139,8 @@ class HubCommAPIError(HubCommError):
     :param method: HTTP method of the request.
     :param url: URL of the request.
     :param text: raw body excerpt, used when the body was not JSON.
+    :param correlation_id: correlation id from the headers, when the body has none.
+    :param note: appended to the message (e.g. "the run's deadline was reached, no more retries").
     """
 
     def __init__(
@@ -133,6 +152,7 @@ class HubCommAPIError(HubCommError):
         url: str | None = None,
         text: str | None = None,
         correlation_id: str | None = None,
+        note: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.body = body or {}
@@ -145,7 +165,8 @@ class HubCommAPIError(HubCommError):
         self.correlation_id: str | None = self.body.get("correlationId") or correlation_id
         self.policy_name: str | None = self.body.get("policyName")
         self.text = text
-        super().__init__(self._render())
+        self.note = note
+        super().__init__(self._render() + (f" ({note})" if note else ""))
 
     def _render(self) -> str:
         parts = [f"correlationId={self.correlation_id or 'n/a'}", f"HTTP {self.status_code}"]
@@ -173,7 +194,7 @@ class HubCommAPIError(HubCommError):
     def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_api_error,
-            (type(self), self.status_code, self.body, self.method, self.url, self.text, self.correlation_id),
+            (type(self), self.status_code, self.body, self.method, self.url, self.text, self.correlation_id, self.note),
         )
 
 
@@ -185,12 +206,18 @@ def _rebuild_api_error(
     url: str | None,
     text: str | None,
     correlation_id: str | None,
+    note: str | None = None,
 ) -> HubCommAPIError:
-    return cls(status_code, body, method=method, url=url, text=text, correlation_id=correlation_id)
+    return cls(status_code, body, method=method, url=url, text=text, correlation_id=correlation_id, note=note)
 
 
 class HubCommAuthError(HubCommAPIError):
     """401 or 403: the token is invalid, expired, revoked or lacks scopes (e.g. batch scopes)."""
+
+    @property
+    def missing_scopes(self) -> bool:
+        """Whether this is a ``403`` with category ``MISSING_SCOPES`` (the app lacks a scope, e.g. batch)."""
+        return self.status_code == 403 and str(self.category or "").upper() == "MISSING_SCOPES"
 
 
 class HubCommNotFoundError(HubCommAPIError):
@@ -204,6 +231,11 @@ class HubCommRequestRejectedError(HubCommAPIError):
 class HubCommRateLimitError(HubCommAPIError):
     """429: the rate budget is exhausted (``policyName`` tells which: ``TEN_SECONDLY_ROLLING``, ``DAILY``)."""
 
+    @property
+    def is_daily(self) -> bool:
+        """Whether the account's DAILY budget is spent: final until HubSpot's midnight reset, never retried."""
+        return is_daily_policy(self.body)
+
 
 class HubCommServerError(HubCommAPIError):
     """5xx: HubSpot failed; retried by the policy before this is raised."""
@@ -211,6 +243,10 @@ class HubCommServerError(HubCommAPIError):
 
 class HubCommResponseValidationError(HubCommAPIError):
     """A 2xx answer whose body is not the JSON HubSpot documents (not JSON, truncated, wrong shape)."""
+
+
+class HubCommUnconfirmedError(HubCommResponseValidationError):
+    """A 2xx answer to a single write whose body confirms nothing (``{}``, no ``results``): not a success."""
 
 
 def _error_class(status_code: int) -> type[HubCommAPIError]:
@@ -239,23 +275,49 @@ def parse_error_body(response: httpx.Response) -> tuple[dict[str, Any] | None, s
     return None, None if body is None else json.dumps(body)[:_BODY_EXCERPT]
 
 
-def make_api_error(response: httpx.Response, cls: type[HubCommAPIError] | None = None) -> HubCommAPIError:
+def make_api_error(
+    response: httpx.Response,
+    cls: type[HubCommAPIError] | None = None,
+    *,
+    redact: Redact | None = None,
+    note: str | None = None,
+) -> HubCommAPIError:
     """Build the typed error for an error response (the body must have been read).
 
     :param response: the HTTP answer.
     :param cls: force this class instead of mapping from the status code.
+    :param redact: applied to every string taken from the answer (the hook passes its redactor, so a
+        server echoing a token leaves nothing in the message, ``body``, ``text``, ``repr`` or pickle).
+    :param note: appended to the message.
     """
     body, text = parse_error_body(response)
     request = response.request
     correlation = response.headers.get("x-hubspot-correlation-id") or response.headers.get("x-request-id")
+    url = str(request.url.copy_with(query=None))
+    if redact is not None:
+        body = _redact_value(body, redact)
+        text = None if text is None else redact(text)
+        correlation = None if correlation is None else redact(correlation)
+        url = redact(url)
     return (cls or _error_class(response.status_code))(
         response.status_code,
         body,
         method=request.method,
-        url=str(request.url.copy_with(query=None)),
+        url=url,
         text=text,
         correlation_id=correlation,
+        note=note,
     )
+
+
+def _redact_value(value: Any, redact: Redact) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redact_value(v, redact) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v, redact) for v in value]
+    return value
 
 
 def raise_for_response(response: httpx.Response) -> None:

@@ -114,7 +114,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                     "timeout": {
                         "label": "Timeout (seconds)",
-                        "description": "Read/write timeout of each HTTP request.",
+                        "description": "Total time of one HTTP attempt, connect to last byte (a retry gets its own).",
                         "schema": {"type": ["number", "null"], "minimum": 1, "default": 30},
                     },
                     "max_retries": {

@@ -22,6 +22,8 @@ _PATTERNS: Final = re.compile(
     r"(?i)(bearer\s+)[^\s\"',;}]+"
     r"|((?:access_token|refresh_token|client_secret|token)[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,;}]+"
 )
+#: Cheap pre-check on raw answer bytes: only answers holding a known secret or "bearer" are parsed for redaction.
+_BEARER_BYTES: Final = re.compile(rb"(?i)bearer")
 #: Secrets shorter than this are not redacted by value (a 3-character "secret" would shred every message).
 _MIN_SECRET: Final = 6
 
@@ -43,6 +45,7 @@ class Redactor:
     def __init__(self, secrets: list[str] | tuple[str, ...] = ()) -> None:
         self._lock = threading.Lock()
         self._secrets: tuple[str, ...] = ()
+        self._encoded: tuple[bytes, ...] = ()
         for secret in secrets:
             self.add(secret)
 
@@ -60,6 +63,16 @@ class Redactor:
             if secret not in self._secrets:
                 # Longest first: a secret that contains another is replaced whole.
                 self._secrets = tuple(sorted((*self._secrets, secret), key=len, reverse=True))
+                self._encoded = tuple(s.encode() for s in self._secrets)
+
+    def may_contain_secret(self, data: bytes) -> bool:
+        """Return whether raw bytes (an answer body) hold a known secret or a ``bearer`` word (any case).
+
+        The hot path's cheap test: a success answer is only re-parsed for redaction when this is true.
+
+        :param data: the raw bytes.
+        """
+        return any(secret in data for secret in self._encoded) or _BEARER_BYTES.search(data) is not None
 
     def redact(self, text: str) -> str:
         """Return ``text`` without any known secret or bearer token.

@@ -13,6 +13,10 @@ leaves HubSpot in the same state (the second answer says ``NO_STATUS_CHANGE``). 
 after HubSpot applied a write but before we read the answer, sending it again cannot do harm, and the
 policy treats writes and reads alike.
 
+Deadline: a call may carry a run deadline (a ``time.time()`` epoch). A retry whose wait (backoff or
+``Retry-After``) would end past it is not made: the last outcome is returned or raised as without retries,
+marked so the caller can say the deadline was reached (:func:`deadline_reached`).
+
 Backoff: ``min(initial * 2**(attempt-1), max)`` scaled by a jitter in ``[0.75, 1.0]``; server-given waits
 are capped at :data:`~airflow_provider_hubcomm.constants.MAX_RETRY_AFTER`. Built on tenacity (already an
 Airflow dependency): it provides the sync and async loops, the stop and the sleep hooks; this module keeps
@@ -44,8 +48,9 @@ from airflow_provider_hubcomm.constants import (
     MAX_RETRY_DELAY,
     RETRYABLE_STATUS_CODES,
 )
+from airflow_provider_hubcomm.exceptions import is_daily_policy
 
-__all__ = ["RetryPolicy", "parse_retry_after"]
+__all__ = ["RetryPolicy", "deadline_reached", "is_daily_limit", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +99,36 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
 def is_daily_limit(response: httpx.Response) -> bool:
     """Return whether a 429 is HubSpot's daily limit (not worth retrying today).
 
+    The rule lives in :func:`~airflow_provider_hubcomm.exceptions.is_daily_policy`, shared with
+    :attr:`HubCommRateLimitError.is_daily <airflow_provider_hubcomm.exceptions.HubCommRateLimitError.is_daily>`.
+
     :param response: a 429 response whose body has been read.
     """
     try:
         body = response.json()
     except ValueError:
         return False
-    return isinstance(body, dict) and str(body.get("policyName", "")).upper() == "DAILY"
+    return isinstance(body, dict) and is_daily_policy(body)
+
+
+_DEADLINE_MARK = "hubcomm_deadline_reached"
+
+
+def _mark_deadline(outcome: httpx.Response | BaseException) -> None:
+    if isinstance(outcome, httpx.Response):
+        outcome.extensions[_DEADLINE_MARK] = True
+    else:
+        setattr(outcome, _DEADLINE_MARK, True)
+
+
+def deadline_reached(outcome: httpx.Response | BaseException) -> bool:
+    """Return whether retries of this final outcome were stopped by the call's deadline.
+
+    :param outcome: the response returned, or the exception raised, by :meth:`RetryPolicy.call`.
+    """
+    if isinstance(outcome, httpx.Response):
+        return bool(outcome.extensions.get(_DEADLINE_MARK))
+    return bool(getattr(outcome, _DEADLINE_MARK, False))
 
 
 @dataclass
@@ -115,6 +143,7 @@ class RetryPolicy:
     :param asleep: async sleep (injectable so tests run fast).
     :param rng: random source of the jitter.
     :param on_throttle: called with the chosen wait after a 429, so the rate limiter holds every caller back.
+    :param wall: wall clock the call deadlines are compared with (``time.time``).
     """
 
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -125,6 +154,7 @@ class RetryPolicy:
     asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     on_throttle: Callable[[float], None] | None = None
+    wall: Callable[[], float] = time.time
     retries: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -182,17 +212,11 @@ class RetryPolicy:
         result: httpx.Response = state.outcome.result()
         return result
 
-    def _retry(self, state: RetryCallState) -> bool:
-        return self.retryable(self._outcome(state))
-
-    def _wait(self, state: RetryCallState) -> float:
-        return self.delay(state.attempt_number, self._outcome(state))
-
     def _before_sleep(self, state: RetryCallState) -> None:
         with self._lock:
             self.retries += 1
         outcome = self._outcome(state)
-        what = type(outcome).__name__ if isinstance(outcome, BaseException) else f"HTTP {outcome.status_code}"
+        what = _describe(outcome)
         request = outcome.request if isinstance(outcome, httpx.Response) else None
         target = f" {request.method} {request.url.raw_path.decode()}" if request is not None else ""
         wait = state.next_action.sleep if state.next_action else 0.0
@@ -210,28 +234,54 @@ class RetryPolicy:
         assert state.outcome is not None
         return state.outcome.result()
 
-    def _kwargs(self) -> dict[str, Any]:
+    def _kwargs(self, deadline: float | None) -> dict[str, Any]:
+        waits: dict[int, float] = {}
+
+        def retry(state: RetryCallState) -> bool:
+            outcome = self._outcome(state)
+            if not self.retryable(outcome):
+                return False
+            wait = self.delay(state.attempt_number, outcome)
+            if deadline is not None and self.wall() + wait >= deadline:
+                _mark_deadline(outcome)
+                log.warning(
+                    "HubSpot request got %s; not retrying: the wait of %.2f s would pass the run's deadline",
+                    _describe(outcome),
+                    wait,
+                )
+                return False
+            waits[state.attempt_number] = wait
+            return True
+
         return {
             "stop": stop_after_attempt(self.max_retries + 1),
-            "retry": self._retry,
-            "wait": self._wait,
+            "retry": retry,
+            "wait": lambda state: waits.pop(state.attempt_number, 0.0),
             "before_sleep": self._before_sleep,
             "retry_error_callback": self._last,
             "reraise": True,
         }
 
-    def call(self, attempt: Callable[[], httpx.Response]) -> httpx.Response:
-        """Run ``attempt`` until it succeeds, is not retryable, or the budget is spent.
+    def call(self, attempt: Callable[[], httpx.Response], *, deadline: float | None = None) -> httpx.Response:
+        """Run ``attempt`` until it succeeds, is not retryable, the budget is spent or the deadline is near.
 
         :param attempt: one complete HTTP exchange.
+        :param deadline: ``time.time()`` after which no retry may still be waiting or running.
         """
-        result: httpx.Response = Retrying(sleep=self.sleep, **self._kwargs())(attempt)
+        result: httpx.Response = Retrying(sleep=self.sleep, **self._kwargs(deadline))(attempt)
         return result
 
-    async def acall(self, attempt: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    async def acall(
+        self, attempt: Callable[[], Awaitable[httpx.Response]], *, deadline: float | None = None
+    ) -> httpx.Response:
         """Async twin of :meth:`call`.
 
         :param attempt: one complete HTTP exchange.
+        :param deadline: ``time.time()`` after which no retry may still be waiting or running.
         """
-        result: httpx.Response = await AsyncRetrying(sleep=self.asleep, **self._kwargs())(attempt)
+        result: httpx.Response = await AsyncRetrying(sleep=self.asleep, **self._kwargs(deadline))(attempt)
         return result
+
+
+def _describe(outcome: httpx.Response | BaseException) -> str:
+    return type(outcome).__name__ if isinstance(outcome, BaseException) else f"HTTP {outcome.status_code}"

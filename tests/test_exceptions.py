@@ -13,6 +13,7 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommRateLimitError,
     HubCommRequestRejectedError,
     HubCommServerError,
+    HubCommUnconfirmedError,
     make_api_error,
     raise_for_response,
 )
@@ -84,3 +85,49 @@ def test_huge_url_and_message_are_clipped() -> None:
     assert len(str(err)) < 1_300
     assert "(20025 characters)" in str(err)
     assert "correlationId=c HTTP 400" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("body", "daily"),
+    [
+        ({"policyName": "DAILY", "category": "RATE_LIMITS"}, True),
+        ({"policyName": "daily"}, True),
+        ({"policyName": "TEN_SECONDLY_ROLLING"}, False),
+        ({}, False),
+    ],
+)
+def test_rate_limit_is_daily(body: dict[str, object], daily: bool) -> None:
+    err = make_api_error(response(429, json=body))
+    assert isinstance(err, HubCommRateLimitError)
+    assert err.is_daily is daily
+    assert pickle.loads(pickle.dumps(err)).is_daily is daily
+
+
+@pytest.mark.parametrize(
+    ("status", "category", "missing"),
+    [(403, "MISSING_SCOPES", True), (403, "FORBIDDEN", False), (401, "MISSING_SCOPES", False)],
+)
+def test_auth_error_missing_scopes(status: int, category: str, missing: bool) -> None:
+    err = make_api_error(response(status, json={"category": category, "message": "scopes"}))
+    assert isinstance(err, HubCommAuthError)
+    assert err.missing_scopes is missing
+
+
+def test_redact_and_note_survive_pickle() -> None:
+    body = {"message": "echo Bearer sekret-123", "context": {"h": ["sekret-123"]}}
+    err = make_api_error(
+        response(400, json=body, headers={"x-request-id": "sekret-123"}),
+        redact=lambda text: text.replace("sekret-123", "***"),
+        note="the run's deadline was reached",
+    )
+    revived = pickle.loads(pickle.dumps(err))
+    for e in (err, revived):
+        assert "sekret-123" not in f"{e} {e!r} {e.body} {e.correlation_id}"
+        assert str(e).endswith("(the run's deadline was reached)")
+
+
+def test_unconfirmed_is_a_response_validation_error() -> None:
+    err = make_api_error(response(200, json={}), HubCommUnconfirmedError, note="confirmed no write")
+    assert isinstance(err, HubCommUnconfirmedError)
+    assert "HTTP 200" in str(err)
+    assert "confirmed no write" in str(err)

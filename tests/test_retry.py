@@ -5,7 +5,7 @@ import random
 import httpx
 import pytest
 
-from airflow_provider_hubcomm.retry import RetryPolicy, parse_retry_after
+from airflow_provider_hubcomm.retry import RetryPolicy, deadline_reached, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,43 @@ class TestRetryPolicyDecisions:
         b = [RetryPolicy(rng=random.Random(3)).backoff(n) for n in range(1, 6)]
         assert a == b
         assert a[-1] <= 8.0
+
+
+class TestDeadline:
+    def test_daily_429_is_final_other_429_retried(self) -> None:
+        policy = RetryPolicy()
+        assert not policy.retryable(_response(429, json={"policyName": "DAILY"}))
+        assert policy.retryable(_response(429, json={"policyName": "TEN_SECONDLY_ROLLING"}))
+
+    def test_wait_past_the_deadline_stops_and_marks_the_outcome(self) -> None:
+        now = [100.0]
+        slept: list[float] = []
+        policy = RetryPolicy(sleep=slept.append, wall=lambda: now[0])
+        answers = iter([_response(503, headers={"Retry-After": "5"}), _response(503, headers={"Retry-After": "50"})])
+
+        def attempt() -> httpx.Response:
+            return next(answers)
+
+        final = policy.call(attempt, deadline=130.0)
+        assert final.status_code == 503
+        assert slept == [5.0]  # 5 s fit before the deadline, 50 s did not
+        assert deadline_reached(final)
+
+    def test_exception_past_the_deadline_is_reraised_marked(self) -> None:
+        policy = RetryPolicy(sleep=lambda _s: None, wall=lambda: 100.0)
+        err = httpx.ReadTimeout("slow", request=httpx.Request("GET", "http://x"))
+
+        def attempt() -> httpx.Response:
+            raise err
+
+        with pytest.raises(httpx.ReadTimeout) as info:
+            policy.call(attempt, deadline=100.1)
+        assert deadline_reached(info.value)
+        assert policy.retries == 0
+
+    def test_no_deadline_keeps_the_attempt_budget(self) -> None:
+        policy = RetryPolicy(max_retries=2, sleep=lambda _s: None)
+        final = policy.call(lambda: _response(500))
+        assert final.status_code == 500
+        assert not deadline_reached(final)
+        assert policy.retries == 2

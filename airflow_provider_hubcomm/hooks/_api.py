@@ -7,12 +7,11 @@ Each call is described once as a :class:`_Call` (method, path, query, body, resp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from airflow_provider_hubcomm.constants import DEFAULT_API_VERSION, PATH_PREFIX
-from airflow_provider_hubcomm.exceptions import HubCommError, HubCommValidationError
+from airflow_provider_hubcomm.hooks._call import M, _Call, _params, subscriber_segment
+from airflow_provider_hubcomm.hooks._guard import afind_resubscribe_problem, find_resubscribe_problem
 from airflow_provider_hubcomm.models import (
     BatchReadResponse,
     BatchUnsubscribeAllResponse,
@@ -22,81 +21,32 @@ from airflow_provider_hubcomm.models import (
     Channel,
     DefinitionsResponse,
     StatusResponse,
-    StatusState,
     StatusUpdate,
     StatusWrite,
     WideStatusResponse,
 )
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
 
-__all__ = ["HubCommAPIMixin", "subscriber_segment"]
-
-
-@dataclass(frozen=True)
-class _Call:
-    """One API call, described once and executed by the sync or the async path."""
-
-    method: str
-    path: str
-    model: type[BaseModel]
-    params: Mapping[str, Any] | None = None
-    json: Any = None
-    content: bytes | None = None
-
-
-def subscriber_segment(subscriber_id: str) -> str:
-    """Percent-encode a subscriber id as exactly one path segment (``/``, ``?``, ``#``, ``%`` included).
-
-    :param subscriber_id: HubSpot's ``subscriberIdString`` (an e-mail address).
-    """
-    if not isinstance(subscriber_id, str) or not subscriber_id.strip():
-        raise HubCommError(f"subscriber id must be a non-empty string, got {subscriber_id!r}")
-    segment = quote(subscriber_id.strip(), safe="")
-    # "." and ".." are dot-segments: URL normalisation would drop them and change the path. Encode their dots.
-    return segment.replace(".", "%2E") if set(segment) == {"."} else segment
-
-
-def _params(channel: Channel | str, business_unit_id: int | None, **more: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {"channel": Channel(str(channel).upper()).value}
-    if business_unit_id is not None:
-        params["businessUnitId"] = int(business_unit_id)
-    params.update({k: v for k, v in more.items() if v is not None})
-    return params
-
-
-def _guarded(update: StatusUpdate, allow_resubscribe: bool) -> bool:
-    return not allow_resubscribe and update.status_state is StatusState.SUBSCRIBED
-
-
-def _refuse_resubscribe(subscriber_id: str, update: StatusUpdate, current: StatusResponse) -> None:
-    """Raise when ``current`` shows the subscription UNSUBSCRIBED: the write would re-subscribe an opt-out."""
-    for status in current.results:
-        if status.subscription_id == update.subscription_id and (status.status or "").upper() == "UNSUBSCRIBED":
-            raise HubCommValidationError(
-                f"refusing to re-subscribe {subscriber_id} to subscription {update.subscription_id}: HubSpot has it "
-                "UNSUBSCRIBED (the contact opted out). Nothing was sent. Pass allow_resubscribe=True only with the "
-                "contact's explicit permission.",
-                [
-                    {
-                        "row": None,
-                        "field": "statusState",
-                        "value": "SUBSCRIBED",
-                        "message": "would re-subscribe an UNSUBSCRIBED contact",
-                        "allowed": None,
-                    }
-                ],
-            )
+__all__ = ["HubCommAPIMixin", "_Call", "subscriber_segment"]
 
 
 class HubCommAPIMixin:
     """The Communication Preferences calls; the hook supplies ``_execute``, ``_aexecute`` and ``config``."""
 
-    def _execute(self, call: _Call) -> Any:
+    def _execute(self, call: _Call[M]) -> M:
         raise NotImplementedError
 
-    async def _aexecute(self, call: _Call) -> Any:
+    async def _aexecute(self, call: _Call[M]) -> M:
+        raise NotImplementedError
+
+    def subscription_catalog(self) -> SubscriptionCatalog:
+        """Return the account's subscriptions (the hook reads them once)."""
+        raise NotImplementedError
+
+    async def asubscription_catalog(self) -> SubscriptionCatalog:
+        """Async twin of :meth:`subscription_catalog`."""
         raise NotImplementedError
 
     def _default_business_unit(self) -> int | None:
@@ -112,32 +62,36 @@ class HubCommAPIMixin:
     def _bu(self, business_unit_id: int | None) -> int | None:
         return business_unit_id if business_unit_id is not None else self._default_business_unit()
 
-    def _set_status_call(self, subscriber_id: str, update: StatusUpdate) -> _Call:
+    def _set_status_call(self, subscriber_id: str, update: StatusUpdate) -> _Call[StatusResponse]:
         path = self._path(f"statuses/{subscriber_segment(subscriber_id)}")
-        return _Call("POST", path, StatusResponse, json=update.to_api())
+        return _Call("POST", path, StatusResponse, json=update.to_api(), confirm=True)
 
-    def _batch_write_call(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> _Call:
+    def _batch_write_call(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> _Call[BatchWriteResponse]:
         body = [i.to_api() if isinstance(i, StatusWrite) else i for i in inputs]
         return _Call("POST", self._path("statuses/batch/write"), BatchWriteResponse, json={"inputs": body})
 
     def _unsubscribe_all_call(
         self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None, verbose: bool
-    ) -> _Call:
+    ) -> _Call[StatusResponse]:
         path = self._path(f"statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all")
         params = _params(channel, self._bu(business_unit_id), verbose="true" if verbose else None)
         return _Call("POST", path, StatusResponse, params=params)
 
-    def _statuses_call(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None) -> _Call:
+    def _statuses_call(
+        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None
+    ) -> _Call[StatusResponse]:
         path = self._path(f"statuses/{subscriber_segment(subscriber_id)}")
         return _Call("GET", path, StatusResponse, params=_params(channel, self._bu(business_unit_id)))
 
-    def _wide_status_call(self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None) -> _Call:
+    def _wide_status_call(
+        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None
+    ) -> _Call[WideStatusResponse]:
         path = self._path(f"statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all")
         return _Call("GET", path, WideStatusResponse, params=_params(channel, self._bu(business_unit_id)))
 
     def _batch_read_call(
         self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
-    ) -> _Call:
+    ) -> _Call[BatchReadResponse]:
         return _Call(
             "POST",
             self._path("statuses/batch/read"),
@@ -148,7 +102,7 @@ class HubCommAPIMixin:
 
     def _batch_wide_read_call(
         self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
-    ) -> _Call:
+    ) -> _Call[BatchWideReadResponse]:
         return _Call(
             "POST",
             self._path("statuses/batch/unsubscribe-all/read"),
@@ -159,7 +113,7 @@ class HubCommAPIMixin:
 
     def _batch_unsubscribe_all_call(
         self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None, verbose: bool
-    ) -> _Call:
+    ) -> _Call[BatchUnsubscribeAllResponse]:
         return _Call(
             "POST",
             self._path("statuses/batch/unsubscribe-all"),
@@ -168,7 +122,7 @@ class HubCommAPIMixin:
             json={"inputs": list(subscriber_ids)},
         )
 
-    def _definitions_call(self, business_unit_id: int | None, include_translations: bool) -> _Call:
+    def _definitions_call(self, business_unit_id: int | None, include_translations: bool) -> _Call[DefinitionsResponse]:
         params: dict[str, Any] = {}
         if (bu := self._bu(business_unit_id)) is not None:
             params["businessUnitId"] = bu
@@ -182,12 +136,18 @@ class HubCommAPIMixin:
 
         :param subscriber_id: the subscriber's e-mail address.
         :param update: the status to set.
-        :param allow_resubscribe: with ``False``, a ``SUBSCRIBED`` write first reads the subscriber's statuses
-            and raises :class:`~airflow_provider_hubcomm.exceptions.HubCommValidationError`, sending nothing,
-            when HubSpot has that subscription ``UNSUBSCRIBED`` (the contact opted out).
+        :param allow_resubscribe: with ``False``, a ``SUBSCRIBED`` write first looks the subscription up in
+            :meth:`subscription_catalog` (unknown or inactive: refused), then reads the subscriber's statuses
+            and opt-out-of-all status *with that subscription's brand*, and raises
+            :class:`~airflow_provider_hubcomm.exceptions.HubCommValidationError`, sending nothing, when the
+            contact has it ``UNSUBSCRIBED`` or opted out of all e-mail (for the brand or portal-wide).
+        :raises HubCommUnconfirmedError: HubSpot answered 2xx with a body that confirms nothing (``{}``, no
+            ``results``); a ``PENDING``/``PROCESSING`` envelope is returned as is.
         """
-        if _guarded(update, allow_resubscribe):
-            _refuse_resubscribe(subscriber_id, update, self.get_statuses(subscriber_id, channel=update.channel))
+        if not allow_resubscribe:
+            problem = find_resubscribe_problem(self, subscriber_id, update)
+            if problem is not None:
+                raise problem
         return self._execute(self._set_status_call(subscriber_id, update))
 
     async def aset_status(
@@ -199,9 +159,10 @@ class HubCommAPIMixin:
         :param update: the status to set.
         :param allow_resubscribe: see :meth:`set_status`.
         """
-        if _guarded(update, allow_resubscribe):
-            current = await self.aget_statuses(subscriber_id, channel=update.channel)
-            _refuse_resubscribe(subscriber_id, update, current)
+        if not allow_resubscribe:
+            problem = await afind_resubscribe_problem(self, subscriber_id, update)
+            if problem is not None:
+                raise problem
         return await self._aexecute(self._set_status_call(subscriber_id, update))
 
     def batch_write(self, inputs: Sequence[StatusWrite | Mapping[str, Any]]) -> BatchWriteResponse:
@@ -223,6 +184,21 @@ class HubCommAPIMixin:
         :param body: UTF-8 JSON of a ``BatchInputPublicStatusRequest``, already validated.
         """
         return self._execute(_Call("POST", self._path("statuses/batch/write"), BatchWriteAck, content=body))
+
+    async def aget_unsubscribe_all_status(
+        self,
+        subscriber_id: str,
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> WideStatusResponse:
+        """Async twin of :meth:`get_unsubscribe_all_status`.
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param channel: the channel.
+        :param business_unit_id: brand.
+        """
+        return await self._aexecute(self._wide_status_call(subscriber_id, channel, business_unit_id))
 
     def unsubscribe_all(
         self,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
-from pydantic import BaseModel, ValidationError
 
 from airflow_provider_hubcomm import __version__
 from airflow_provider_hubcomm.auth import OAuthRefreshAuth, PrivateAppAuth
@@ -19,18 +20,20 @@ from airflow_provider_hubcomm.constants import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
     DEFAULT_CONNECT_TIMEOUT,
+    TEST_CONNECTION_CONNECT_TIMEOUT,
+    TEST_CONNECTION_DEADLINE,
 )
 from airflow_provider_hubcomm.exceptions import (
-    HubCommAuthError,
-    HubCommConnectionError,
     HubCommError,
-    HubCommResponseValidationError,
-    make_api_error,
 )
-from airflow_provider_hubcomm.hooks._api import HubCommAPIMixin, _Call
+from airflow_provider_hubcomm.hooks import _form, _token
+from airflow_provider_hubcomm.hooks._api import HubCommAPIMixin
 from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
 from airflow_provider_hubcomm.hooks._connection import ConnectionConfig, config_from_connection
-from airflow_provider_hubcomm.models import AccessTokenResponse, ActionResponse
+from airflow_provider_hubcomm.hooks._deadline import (
+    install_deadlines,
+)
+from airflow_provider_hubcomm.hooks._exchange import HubCommExchange
 from airflow_provider_hubcomm.ratelimit import RateLimiter
 from airflow_provider_hubcomm.redact import Redactor
 from airflow_provider_hubcomm.retry import RetryPolicy
@@ -40,17 +43,10 @@ if TYPE_CHECKING:
 
 __all__ = ["HubCommHook"]
 
-M = TypeVar("M", bound=BaseModel)
 USER_AGENT = f"airflow-provider-hubcomm/{__version__}"
 
 
-def _request_kwargs(call: _Call) -> dict[str, Any]:
-    if call.content is not None:
-        return {"params": call.params, "content": call.content, "headers": {"Content-Type": "application/json"}}
-    return {"params": call.params, "json": call.json}
-
-
-class HubCommHook(HubCommAPIMixin, BaseHook):
+class HubCommHook(HubCommExchange, HubCommAPIMixin, BaseHook):
     """Talk to HubSpot's Communication Preferences API with one pooled, rate-limited, retrying client.
 
     .. seealso:: ``docs/connection.md`` for the connection fields.
@@ -59,7 +55,12 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
     :param transport: an ``httpx`` transport for the sync client (tests inject ``httpx.MockTransport``).
     :param async_transport: an ``httpx`` async transport for the async client.
     :param connection: an already-loaded connection (triggers load it asynchronously).
-    :param timeout: overrides the connection's ``timeout`` extra (seconds).
+    :param timeout: overrides the connection's ``timeout`` extra: the TOTAL time of one HTTP attempt, connect
+        to last byte (seconds), enforced even against a server that drips its answer.
+    :param deadline: a ``time.time()`` epoch (JSON-friendly, e.g. from a trigger's payload) the hook never
+        works past: retries and ``Retry-After``/backoff waits that would end after it are not made (the last
+        outcome is raised, saying the deadline was reached), and each attempt gets at most the time left.
+        Can be changed later through :attr:`deadline`.
     :param max_retries: overrides the connection's ``max_retries`` extra.
     :param requests_per_10s: overrides the connection's ``requests_per_10s`` extra (the account's budget).
     :param api_version: overrides the connection's ``api_version`` extra (default ``2026-03``), the version
@@ -83,6 +84,7 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
         async_transport: httpx.AsyncBaseTransport | None = None,
         connection: Connection | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         max_retries: int | None = None,
         requests_per_10s: int | None = None,
         api_version: str | None = None,
@@ -102,6 +104,9 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
             "requests_per_10s": requests_per_10s,
             "api_version": api_version,
         }
+        #: ``time.time()`` epoch past which no attempt, retry or wait of this hook runs (``None``: no limit).
+        self.deadline = deadline
+        self._connect_timeout = DEFAULT_CONNECT_TIMEOUT
         self._rate_limit_share = rate_limit_share
         self._retry_sleep = retry_sleep
         self._retry_asleep = retry_asleep
@@ -128,13 +133,6 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
         """Register a secret with Airflow's masker and with this hook's redactor."""
         mask_secret(secret)
         self.redactor.add(secret)
-
-    def redact(self, text: str) -> str:
-        """Return ``text`` (from a server: an error message, a body) without any secret this hook knows.
-
-        :param text: the text.
-        """
-        return self.redactor.redact(text)
 
     def prepare(self) -> None:
         """Load the connection and build the client, limiter and retry policy now, in the calling thread.
@@ -189,14 +187,17 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
             return PrivateAppAuth(config.access_token)
         assert config.refresh_token is not None
         return OAuthRefreshAuth(
-            config.refresh_token, fetch=self._fetch_token, afetch=self._afetch_token, on_token=self._know_secret
+            config.refresh_token,
+            fetch=lambda refresh: _token.fetch_token(self, refresh),
+            afetch=lambda refresh: _token.afetch_token(self, refresh),
+            on_token=self._know_secret,
         )
 
     def _client_kwargs(self) -> dict[str, Any]:
         config = self.config
         return {
             "base_url": config.base_url,
-            "timeout": httpx.Timeout(config.timeout, connect=min(DEFAULT_CONNECT_TIMEOUT, config.timeout)),
+            "timeout": self._timeout(config.timeout),
             "headers": {"User-Agent": USER_AGENT, "Accept": "application/json"},
             "auth": self.auth,
             "limits": httpx.Limits(max_connections=64, max_keepalive_connections=32),
@@ -205,8 +206,10 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
 
     @cached_property
     def client(self) -> httpx.Client:
-        """The pooled sync client (keep-alive, explicit timeouts, base URL, User-Agent)."""
-        return httpx.Client(transport=self._transport, **self._client_kwargs())
+        """The pooled sync client (keep-alive, total deadline per attempt, base URL, User-Agent)."""
+        client = httpx.Client(transport=self._transport, **self._client_kwargs())
+        install_deadlines(client)
+        return client
 
     @cached_property
     def async_client(self) -> httpx.AsyncClient:
@@ -255,128 +258,30 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
         if "async_client" in self.__dict__:
             await self.__dict__.pop("async_client").aclose()
 
-    # -- one exchange, sync and async --------------------------------------------------------------------
-
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._stats_lock:
-            self.stats[key] += n
-
-    def _observe(self, response: httpx.Response) -> httpx.Response:
-        self._count("requests")
-        self._count(f"http_{response.status_code}")
-        self.rate_limiter.observe(response.headers)
-        return response
-
-    def _finish(self, call: _Call, response: httpx.Response) -> Any:
-        if not response.is_success:
-            raise make_api_error(response)
-        try:
-            model = call.model.model_validate_json(response.content)
-        except ValidationError as err:
-            raise make_api_error(response, HubCommResponseValidationError) from err
-        if isinstance(model, ActionResponse):
-            model._correlation_id = response.headers.get("x-hubspot-correlation-id")
-        return model
-
-    def _no_answer(self, call: _Call, err: Exception) -> HubCommConnectionError:
-        self._count("no_answer")
-        url = call.path if call.path.startswith(("http://", "https://")) else f"{self.config.base_url}{call.path}"
-        return HubCommConnectionError(
-            f"HubSpot {call.method} {url} gave no usable answer (retry budget {self.retry_policy.max_retries}): "
-            f"{type(err).__name__}: {err}",
-            method=call.method,
-            url=url,
-        )
-
-    def _execute(self, call: _Call) -> Any:
-        def attempt() -> httpx.Response:
-            self.rate_limiter.acquire(self.retry_policy.sleep)
-            return self._observe(self.client.request(call.method, call.path, **_request_kwargs(call)))
-
-        try:
-            response = self.retry_policy.call(attempt)
-        except httpx.HTTPError as err:
-            raise self._no_answer(call, err) from err
-        return self._finish(call, response)
-
-    async def _aexecute(self, call: _Call) -> Any:
-        await self._aensure_config()
-
-        async def attempt() -> httpx.Response:
-            await self.rate_limiter.aacquire()
-            response = await self.async_client.request(call.method, call.path, **_request_kwargs(call))
-            return self._observe(response)
-
-        try:
-            response = await self.retry_policy.acall(attempt)
-        except httpx.HTTPError as err:
-            raise self._no_answer(call, err) from err
-        return self._finish(call, response)
-
-    # -- OAuth token endpoint ------------------------------------------------------------------------------
-
-    def _token_form(self, refresh_token: str) -> dict[str, str]:
-        config = self.config
-        assert config.client_id is not None
-        assert config.client_secret is not None
-        return {
-            "grant_type": "refresh_token",
-            "client_id": config.client_id,
-            "client_secret": config.client_secret,
-            "refresh_token": refresh_token,
-        }
-
-    def _token_answer(self, response: httpx.Response) -> AccessTokenResponse:
-        self._count("token_requests")
-        if not response.is_success:
-            err = make_api_error(response, HubCommAuthError)
-            raise HubCommAuthError(
-                err.status_code,
-                {
-                    **err.body,
-                    "message": f"OAuth refresh for connection {self.hubcomm_conn_id!r} failed: {err}",
-                },
-                method="POST",
-                url=self.config.token_url,
-                correlation_id=err.correlation_id,
-            )
-        try:
-            return AccessTokenResponse.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise make_api_error(response, HubCommResponseValidationError) from exc
-
-    def _fetch_token(self, refresh_token: str) -> AccessTokenResponse:
-        form = self._token_form(refresh_token)
-        try:
-            response = self.retry_policy.call(
-                lambda: self.client.post(self.config.token_url, data=form, auth=None)  # type: ignore[arg-type]
-            )
-        except httpx.HTTPError as err:
-            raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
-        return self._token_answer(response)
-
-    async def _afetch_token(self, refresh_token: str) -> AccessTokenResponse:
-        form = self._token_form(refresh_token)
-
-        async def attempt() -> httpx.Response:
-            return await self.async_client.post(self.config.token_url, data=form, auth=None)  # type: ignore[arg-type]
-
-        try:
-            response = await self.retry_policy.acall(attempt)
-        except httpx.HTTPError as err:
-            raise self._no_answer(_Call("POST", self.config.token_url, AccessTokenResponse), err) from err
-        return self._token_answer(response)
-
     # -- Airflow integration -----------------------------------------------------------------------------
 
-    def test_connection(self) -> tuple[bool, str]:
-        """Make one cheap authenticated call (list definitions) and report HubSpot's answer."""
+    @contextlib.contextmanager
+    def _one_short_try(self) -> Iterator[None]:
+        """No retries, a short total deadline and a short connect timeout (for :meth:`test_connection`)."""
+        saved = self.deadline, self._connect_timeout, self.retry_policy.max_retries
+        now_bound = time.time() + TEST_CONNECTION_DEADLINE
+        self.deadline = now_bound if self.deadline is None else min(self.deadline, now_bound)
+        self._connect_timeout = TEST_CONNECTION_CONNECT_TIMEOUT
+        self.retry_policy.max_retries = 0
         try:
-            answer = self.get_definitions()
+            yield
+        finally:
+            self.deadline, self._connect_timeout, self.retry_policy.max_retries = saved
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one cheap authenticated call (list definitions): one short try, no retries, answers in seconds."""
+        try:
+            with self._one_short_try():
+                answer = self.get_definitions()
         except HubCommError as err:
             return False, str(err)
         except Exception as err:
-            return False, f"{type(err).__name__}: {err}"
+            return False, self.redact(f"{type(err).__name__}: {err}")
         finally:
             self.close()
         return (
@@ -387,29 +292,9 @@ class HubCommHook(HubCommAPIMixin, BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Form behaviour for Airflow < 3.2 (newer versions read ``conn-fields`` from provider info)."""
-        from airflow_provider_hubcomm.get_provider_info import get_provider_info
-
-        behaviour = get_provider_info()["connection-types"][0]["ui-field-behaviour"]
-        return {
-            "hidden_fields": behaviour["hidden-fields"],
-            "relabeling": behaviour["relabeling"],
-            "placeholders": behaviour["placeholders"],
-        }
+        return _form.ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Extra form fields for Airflow < 3.2 (needs Flask-AppBuilder's widgets, absent in newer Airflow)."""
-        try:
-            from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-            from wtforms import PasswordField, StringField
-        except ImportError:
-            return {}
-        from airflow_provider_hubcomm.get_provider_info import get_provider_info
-
-        fields = get_provider_info()["connection-types"][0]["conn-fields"]
-        widgets: dict[str, Any] = {}
-        for name, spec in fields.items():
-            secret = spec["schema"].get("format") == "password"
-            kind, widget = (PasswordField, BS3PasswordFieldWidget) if secret else (StringField, BS3TextFieldWidget)
-            widgets[name] = kind(spec["label"], widget=widget(), description=spec.get("description"))
-        return widgets
+        return _form.connection_form_widgets()

@@ -548,6 +548,14 @@ class TestResubscribeGuard:
     @staticmethod
     def answer(current: str) -> Recorder:
         def respond(request: httpx.Request, n: int) -> httpx.Response:
+            if request.url.path.endswith("/definitions"):
+                defs = [
+                    {"id": "101", "name": "News", "isActive": True},
+                    {"id": "102", "name": "Tips", "isActive": True},
+                ]
+                return httpx.Response(200, json={"results": defs})
+            if request.url.path.endswith("/unsubscribe-all"):
+                return httpx.Response(200, json={"status": "COMPLETE", "results": []})
             if request.method == "GET":
                 statuses = [{"subscriptionId": 101, "status": current}, {"subscriptionId": 102, "status": "SUBSCRIBED"}]
                 return httpx.Response(200, json={"status": "COMPLETE", "results": statuses})
@@ -560,7 +568,8 @@ class TestResubscribeGuard:
         subscribe = StatusUpdate(statusState="SUBSCRIBED", subscriptionId=101)
         with pytest.raises(HubCommValidationError, match="allow_resubscribe=True"):
             make_hook(rec).set_status("a@b.co", subscribe, allow_resubscribe=False)
-        assert [r.method for r in rec.requests] == ["GET"]
+        # definitions (catalog), then the statuses read; no write
+        assert [r.method for r in rec.requests] == ["GET", "GET"]
 
     async def test_async_twin_refuses_too(self) -> None:
         rec = self.answer("UNSUBSCRIBED")
@@ -569,7 +578,7 @@ class TestResubscribeGuard:
         with pytest.raises(HubCommValidationError):
             await hook.aset_status("a@b.co", subscribe, allow_resubscribe=False)
         await hook.aclose()
-        assert [r.method for r in rec.requests] == ["GET"]
+        assert [r.method for r in rec.requests] == ["GET", "GET"]
 
     @pytest.mark.parametrize(
         ("current", "state", "allow"),
@@ -585,7 +594,8 @@ class TestResubscribeGuard:
             "a@b.co", StatusUpdate(statusState=state, subscriptionId=101), allow_resubscribe=allow
         )
         assert rec.requests[-1].method == "POST"
-        assert len(rec.requests) == (2 if state == "SUBSCRIBED" and not allow else 1)
+        # guarded: definitions, statuses and opt-out-of-all reads before the write
+        assert len(rec.requests) == (4 if state == "SUBSCRIBED" and not allow else 1)
 
 
 @pytest.mark.usefixtures("private_conn")
