@@ -30,6 +30,8 @@ __all__ = ["RateLimiter"]
 H_MAX = "x-hubspot-ratelimit-max"
 H_REMAINING = "x-hubspot-ratelimit-remaining"
 H_INTERVAL = "x-hubspot-ratelimit-interval-milliseconds"
+#: The account's requests left today; sent for private apps only (not for OAuth-authorised requests).
+H_DAILY_REMAINING = "x-hubspot-ratelimit-daily-remaining"
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -78,6 +80,8 @@ class RateLimiter:
         self._slots: deque[float] = deque(maxlen=self.limit)
         self._not_before = 0.0
         self.waited_seconds = 0.0
+        #: ``X-HubSpot-RateLimit-Daily-Remaining`` of the latest answer that carried it (``None``: never seen).
+        self.daily_remaining: int | None = None
 
     def __repr__(self) -> str:
         return (
@@ -124,6 +128,9 @@ class RateLimiter:
 
         :param headers: the response headers (case-insensitive mapping).
         """
+        daily = _int_header(headers, H_DAILY_REMAINING)
+        if daily is not None:
+            self.daily_remaining = daily
         server_max = _int_header(headers, H_MAX)
         interval = _int_header(headers, H_INTERVAL)
         remaining = _int_header(headers, H_REMAINING)

@@ -93,3 +93,13 @@ class TestShare:
     def test_share_must_be_a_fraction(self, share: float) -> None:
         with pytest.raises(ValueError, match="share"):
             RateLimiter(100, share=share)
+
+
+def test_daily_remaining_is_kept_from_the_latest_answer_that_sends_it() -> None:
+    limiter = RateLimiter(100)
+    assert limiter.daily_remaining is None
+    limiter.observe({"x-hubspot-ratelimit-daily-remaining": "1200"})
+    limiter.observe({"x-hubspot-ratelimit-max": "100"})  # an OAuth answer: no daily headers
+    assert limiter.daily_remaining == 1200
+    limiter.observe({"x-hubspot-ratelimit-daily-remaining": "1199"})
+    assert limiter.daily_remaining == 1199

@@ -309,6 +309,7 @@ class SendPass:
             requests_per_10s=self.hook.config.requests_per_10s,
             budget=self.options["daily_request_budget"],
             used=self.hook.counters()["requests"],
+            daily_remaining=self.hook.rate_limiter.daily_remaining,
         )
         if not fits:
             message = (

@@ -16,6 +16,7 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommConnectionError,
     HubCommError,
     HubCommRateLimitError,
+    HubCommUnconfirmedError,
 )
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ __all__ = [
 MISSING_REASON = "missing from HubSpot's results"
 CANCELED_REASON = "batch operation CANCELED by HubSpot"
 MISSING_SCOPES = "MISSING_SCOPES"
+#: Category of a row whose single write HubSpot answered 2xx without confirming anything.
+EMPTY_ANSWER = "EMPTY_ANSWER"
 Row = tuple[int, "WriteRow"]
 #: Operation statuses that are not final: the rows are written but unconfirmed.
 NOT_FINAL = frozenset({"PENDING", "PROCESSING"})
@@ -82,12 +85,7 @@ def is_daily_limit(err: BaseException) -> bool:
 
     :param err: the exception.
     """
-    if not isinstance(err, HubCommRateLimitError):
-        return False
-    flag = getattr(err, "is_daily", None)
-    if isinstance(flag, bool):
-        return flag
-    return (err.policy_name or "").upper() == "DAILY"
+    return isinstance(err, HubCommRateLimitError) and err.is_daily
 
 
 def is_missing_batch_scope(err: BaseException) -> bool:
@@ -95,7 +93,7 @@ def is_missing_batch_scope(err: BaseException) -> bool:
 
     :param err: the exception raised by a batch endpoint.
     """
-    return isinstance(err, HubCommAuthError) and err.status_code == 403 and err.category == MISSING_SCOPES
+    return isinstance(err, HubCommAuthError) and err.missing_scopes
 
 
 def is_too_large(err: BaseException) -> bool:
@@ -121,6 +119,8 @@ def classify_error(err: BaseException) -> tuple[bool, Reason]:
 
     :param err: the exception.
     """
+    if isinstance(err, HubCommUnconfirmedError):  # a 2xx single write that confirms nothing: not written
+        return False, Reason(EMPTY_ANSWER, f"HubSpot's answer confirms nothing: {err.note or err}", err.correlation_id)
     if isinstance(err, HubCommAPIError):
         category = err.category or f"HTTP {err.status_code}"
         reason = Reason(category, err.hubspot_message or str(err), err.correlation_id)

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow_provider_hubcomm.batch.reasons import NOT_FINAL, ChunkResult, Reason, Row, classify_error, not_sent
+from airflow_provider_hubcomm.batch.reasons import (
+    EMPTY_ANSWER,
+    NOT_FINAL,
+    ChunkResult,
+    Reason,
+    Row,
+    classify_error,
+    not_sent,
+)
 from airflow_provider_hubcomm.constants import DEFAULT_REQUESTS_PER_10S, RATE_LIMIT_WINDOW
 from airflow_provider_hubcomm.models import BatchStatus, StatusUpdate
 
@@ -23,7 +31,6 @@ __all__ = ["DEFAULT_DAILY_REQUEST_BUDGET", "EMPTY_ANSWER", "fallback_plan", "sen
 
 #: HubSpot's smallest daily limit (private apps on Free and Starter accounts).
 DEFAULT_DAILY_REQUEST_BUDGET = 250_000
-EMPTY_ANSWER = "EMPTY_ANSWER"
 _COMPLETE = BatchStatus.COMPLETE.value
 
 
@@ -65,21 +72,35 @@ def send_single(hook: HubCommHook, index: int, rows: list[Row]) -> ChunkResult:
     return result
 
 
-def fallback_plan(writes: int, reads: int, *, requests_per_10s: int | None, budget: int, used: int) -> tuple[bool, str]:
+def fallback_plan(
+    writes: int,
+    reads: int,
+    *,
+    requests_per_10s: int | None,
+    budget: int,
+    used: int,
+    daily_remaining: int | None = None,
+) -> tuple[bool, str]:
     """Estimate what finishing the run with single calls costs; return ``(fits, message)``.
 
     :param writes: rows still to write (one request each).
     :param reads: single status reads still needed, at most.
     :param requests_per_10s: the connection's rate budget (``None``: the hook's default).
-    :param budget: the daily request budget.
+    :param budget: the daily request budget (``daily_request_budget``).
     :param used: requests this run already made.
+    :param daily_remaining: HubSpot's ``X-HubSpot-RateLimit-Daily-Remaining`` when an answer carried it; it
+        wins over the configured budget when smaller (other apps of the account spend the same day).
     """
     needed = writes + reads
     rate = requests_per_10s or DEFAULT_REQUESTS_PER_10S
     seconds = needed * RATE_LIMIT_WINDOW / rate
     left = max(budget - used, 0)
+    source = f"daily request budget left: {left} of {budget}"
+    if daily_remaining is not None and daily_remaining < left:
+        left = max(daily_remaining, 0)
+        source = f"HubSpot's daily remaining: {left}"
     message = (
         f"at most {needed} single requests ({writes} writes, up to {reads} status reads), about "
-        f"{seconds / 60:.1f} min at {rate} requests per 10 s; daily request budget left: {left} of {budget}"
+        f"{seconds / 60:.1f} min at {rate} requests per 10 s; {source}"
     )
     return needed <= left, message

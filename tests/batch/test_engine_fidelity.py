@@ -361,3 +361,14 @@ class TestClassifier:
         }
         stages = {f"airflow_provider_hubcomm.batch.{m}" for m in ("chunk", "engine", "guard", "pipeline", "single")}
         assert not imported & stages
+
+
+def test_fallback_plan_uses_hubspots_daily_remaining_when_smaller() -> None:
+    from airflow_provider_hubcomm.batch.single import fallback_plan
+
+    fits, message = fallback_plan(500, 100, requests_per_10s=100, budget=250_000, used=10)
+    assert fits
+    assert "249990 of 250000" in message
+    fits, message = fallback_plan(500, 100, requests_per_10s=100, budget=250_000, used=10, daily_remaining=400)
+    assert not fits
+    assert "HubSpot's daily remaining: 400" in message
