@@ -16,8 +16,9 @@ TOKEN = "pat-unit-test-token-0123456789"
 SUBS = (101, 102)
 
 
-def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str = "hubcomm_default") -> None:
-    body = {"conn_type": "hubcomm", "host": BASE, "password": TOKEN, "extra": json.dumps({"max_retries": 0})}
+def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str = "hubcomm_default", **extra: Any) -> None:
+    extras = {"max_retries": 0, **extra}
+    body = {"conn_type": "hubcomm", "host": BASE, "password": TOKEN, "extra": json.dumps(extras)}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
 
 
