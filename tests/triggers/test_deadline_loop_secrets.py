@@ -77,23 +77,12 @@ class TestDeadline:
 
 
 class TestEventLoop:
-    @pytest.fixture
-    def frozen_heap(self):
-        """Move the test process's heap out of the collector's way.
-
-        A full garbage collection walks every object of the process and blocks every thread whatever the
-        trigger does; in a long-running triggerer most of that heap is old. Freezing it makes the measure
-        what the trigger itself does on the loop.
-        """
-        gc.collect()
-        gc.freeze()
-        yield
-        gc.unfreeze()
-
-    async def test_large_read_back_never_blocks_the_loop(self, tmp_path, frozen_heap):
+    async def test_large_read_back_never_blocks_the_loop(self, tmp_path):
         rows = 20_000
         records = make_rows(rows, per_op=100, not_complete_ops=range(rows // 100))  # all unconfirmed, none applied
         path = write_jsonl(tmp_path / "w.jsonl", records)
+        meta = meta_for(records)
+        del records
         empty = json.dumps({"status": "COMPLETE", "results": []}).encode()
         definitions = json.dumps(DEFINITIONS).encode()
 
@@ -102,7 +91,7 @@ class TestEventLoop:
             return httpx.Response(200, content=body, headers={"content-type": "application/json"})
 
         t = BatchStatusTrigger(
-            meta=meta_for(records),  # type: ignore[arg-type]
+            meta=meta,  # type: ignore[arg-type]
             poke_interval=0.2,
             deadline=time.time() + 6,
             timeout=6,
@@ -121,10 +110,18 @@ class TestEventLoop:
                 await asyncio.sleep(0.005)
                 worst = max(worst, time.perf_counter() - before - 0.005)
 
-        watcher = asyncio.create_task(monitor())
-        event = await payload(t)
-        done = True
-        await watcher
+        # A full garbage collection walks every object of the process and blocks every thread, whatever the
+        # trigger does; in a long-running triggerer most of the heap is old. Freezing the test process's heap
+        # makes this measure what the trigger itself does on the loop (its own objects are still collected).
+        gc.collect()
+        gc.freeze()
+        try:
+            watcher = asyncio.create_task(monitor())
+            event = await payload(t)
+            done = True
+            await watcher
+        finally:
+            gc.unfreeze()
         assert event["status"] == "timeout"
         assert event["result"]["rows_verified"] == rows  # at least one full check of every row
         assert event["result"]["pending"] == rows
