@@ -213,7 +213,6 @@ class BatchStatusSensor(BaseSensorOperator):
 
         if self._status_reader is None:
             self._status_reader = StatusReader(meta.get("read_mode", "batch"), meta["channel"], self.log)
-        meta["read_mode"] = self._status_reader.mode
         return self._status_reader
 
     def _check(self, summary: dict[str, Any], meta: ReadBackMeta, state: VerificationState | None) -> VerificationState:
