@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommAuthError, HubCommNotFoundError
 from airflow_provider_hubcomm.readback.errors import UnreadableRowsError
 from airflow_provider_hubcomm.readback.rows import DEFAULT_READ_BATCH_SIZE, Key, Row, iter_blocks
 
@@ -216,8 +217,6 @@ def is_missing_scopes(err: BaseException) -> bool:
 
     :param err: an exception raised by the hook.
     """
-    from airflow_provider_hubcomm.exceptions import HubCommAuthError
-
     return isinstance(err, HubCommAuthError) and err.status_code == 403 and err.category == "MISSING_SCOPES"
 
 
@@ -261,8 +260,6 @@ def read_sync(hook: HubCommHook, reader: StatusReader, request: ReadRequest) -> 
     :param reader: the read mode.
     :param request: the request.
     """
-    from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommNotFoundError
-
     if reader.mode == "batch":
         try:
             answer = hook.batch_read(request.subscriber_ids, channel=reader.channel, business_unit_id=request.brand)
@@ -287,8 +284,6 @@ async def read_async(hook: HubCommHook, reader: StatusReader, request: ReadReque
     :param reader: the read mode.
     :param request: the request.
     """
-    from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommNotFoundError
-
     if reader.mode == "batch":
         try:
             answer = await hook.abatch_read(

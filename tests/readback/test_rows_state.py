@@ -32,6 +32,15 @@ def rows_of(records: list[dict]) -> list[Row]:
     return [Row.from_record(r) for r in records]
 
 
+def test_failures_importable_from_the_package_and_the_sensor_module():
+    from airflow_provider_hubcomm import readback
+    from airflow_provider_hubcomm.sensors import hubcomm as sensor_module
+
+    for name in ("BatchCanceledError", "BatchMismatchError", "BatchVerificationError", "BatchSummaryError"):
+        assert getattr(readback, name) is getattr(sensor_module, name)
+        assert issubclass(getattr(readback, name), readback.BatchVerificationError)
+
+
 class TestParseSummary:
     def test_dict_json_and_python_literal(self):
         s = summary(make_rows(3))
