@@ -196,6 +196,8 @@ def build_result(meta: ReadBackMeta, state: VerificationState) -> ReadBackResult
     confirmed = state.confirmed()
     pending = state.pending_rows()
     still_unconfirmed = sum(1 for r in state.outstanding.values() if not r.complete_at_write)
+    # A state handed over by an older sensor has no count: at least the outstanding ones were read.
+    unconfirmed_read = max(state.unconfirmed_read, still_unconfirmed)
     return {
         "verify": meta.get("verify"),
         "sample_size": meta.get("sample_size"),
@@ -214,8 +216,8 @@ def build_result(meta: ReadBackMeta, state: VerificationState) -> ReadBackResult
         "pending_rows": _describe(pending[:PENDING_ROWS_CAP], state),
         "unconfirmed": {
             "at_write": meta.get("unconfirmed_at_write"),
-            "read": state.unconfirmed_read,
-            "confirmed": state.unconfirmed_read - still_unconfirmed,
+            "read": unconfirmed_read,
+            "confirmed": unconfirmed_read - still_unconfirmed,
             "still_unconfirmed": still_unconfirmed,
         },
         "operations": _operations(meta.get("operations") or {}, state),

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import httpx
 
     from airflow_provider_hubcomm.readback.loop import BrandLookup
-    from airflow_provider_hubcomm.readback.types import ReadBackMeta, ReadBackResult, TriggerPayload
+    from airflow_provider_hubcomm.readback.types import EventStatus, ReadBackMeta, ReadBackResult, TriggerPayload
 
 __all__ = ["BatchStatusTrigger"]
 
@@ -220,7 +220,7 @@ class BatchStatusTrigger(BaseTrigger):
         return await self._redacted(hook, "timeout", result, timeout_message(result, self.timeout))
 
     async def _redacted(
-        self, hook: HubCommHook, status: Any, result: ReadBackResult, message: str | None = None
+        self, hook: HubCommHook, status: EventStatus, result: ReadBackResult, message: str | None = None
     ) -> TriggerPayload:
         """Return the event with its texts redacted (off the loop: the result may hold a thousand rows)."""
         clean: ReadBackResult = await asyncio.to_thread(hook.redactor.redact_value, result)
