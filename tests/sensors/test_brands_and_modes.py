@@ -172,3 +172,18 @@ class TestUnconfirmed:
         rb.store.update(store_of(records))
         result = sensor(rb, {**summary(records), "unconfirmed": 20}, verify="none").execute(context)
         assert result["unconfirmed"] == {"at_write": 20, "read": 20, "confirmed": 20, "still_unconfirmed": 0}
+
+
+class TestHandOver:
+    def test_single_mode_found_in_the_worker_travels_to_the_trigger(self, context):
+        from airflow.providers.common.compat.sdk import TaskDeferred
+
+        records = make_rows(10, not_complete_ops=[0])
+        rb = ReadBack({}, brands=BRANDS, missing_scopes=True)
+        s = sensor(rb, {**summary(records), "unconfirmed": 10}, deferrable=True, poke_interval=5, timeout=60)
+        with pytest.raises(TaskDeferred) as deferred:
+            s.execute(context)
+        _, kwargs = deferred.value.trigger.serialize()
+        assert kwargs["meta"]["read_mode"] == "single"  # the trigger does not retry batch reads first
+        assert kwargs["meta"]["unconfirmed_at_write"] == 10
+        assert len(kwargs["state"]["rows"]) == 10
