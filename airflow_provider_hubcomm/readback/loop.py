@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -77,39 +77,68 @@ class BrandLookup(Protocol):
         """Return the brand of a subscription, or ``None`` when it is in no known brand."""
 
 
-def plan_reads(rows: Iterable[Row], brands: BrandLookup, max_ids: int = DEFAULT_READ_BATCH_SIZE) -> list[ReadRequest]:
+def plan_reads(
+    rows: Iterable[Row], brands: BrandLookup, max_ids: int = DEFAULT_READ_BATCH_SIZE
+) -> Iterator[ReadRequest]:
     """Group rows by their subscription's brand, then into reads of at most ``max_ids`` distinct subscribers.
+
+    The rows are checked and ordered at once; the requests are built one at a time, so a block's requests
+    do not all live (and age into the collector's oldest generation) while the first ones are read.
 
     :param rows: the rows to read back (one block).
     :param brands: the subscription catalog.
     :param max_ids: subscribers per request.
     :raises UnreadableRowsError: a row's subscription is in no known brand (checked before any request).
     """
-    by_brand: dict[int, dict[str, list[Row]]] = {}
+    #: (brand, subscriber) -> order of first appearance; plain tuples of atomic values are cheap to keep.
+    order: dict[tuple[int, str], int] = {}
+    placed: list[tuple[int, int]] = []  # (order, index in rows) per row
+    listed: list[Row] = list(rows)
     unknown: dict[int, list[Row]] = {}
-    for row in rows:
+    for index, row in enumerate(listed):
         brand = brands.brand_of(row.subscription)
         if brand is None:
             unknown.setdefault(row.subscription, []).append(row)
             continue
-        by_brand.setdefault(brand, {}).setdefault(row.key[0], []).append(row)
+        placed.append((order.setdefault((brand, row.key[0]), len(order)), index))
     if unknown:
-        listed = "; ".join(
+        text = "; ".join(
             f"subscription {sid}: {len(found)} row(s), e.g. {found[0].subscriber}" for sid, found in unknown.items()
         )
         raise UnreadableRowsError(
-            f"Rows of subscriptions in none of the brands this connection knows ({list(brands.brands)}): {listed}. "
+            f"Rows of subscriptions in none of the brands this connection knows ({list(brands.brands)}): {text}. "
             "HubSpot filters status reads by brand (businessUnitId), so these rows could never be read back. "
             "Declare the account's brands in the connection's business_unit_ids extra."
         )
-    requests: list[ReadRequest] = []
-    for brand, by_subscriber in by_brand.items():
-        subscribers = list(by_subscriber)
-        for start in range(0, len(subscribers), max_ids):
-            chunk = subscribers[start : start + max_ids]
-            ids = [by_subscriber[s][0].subscriber for s in chunk]
-            requests.append(ReadRequest(brand, ids, [row for s in chunk for row in by_subscriber[s]]))
-    return requests
+    # Brands in order of first appearance, each brand's subscribers in order of first appearance.
+    first_of_brand: dict[int, int] = {}
+    for brand, _ in order:
+        first_of_brand.setdefault(brand, len(first_of_brand))
+    keys = list(order)
+    placed.sort(key=lambda p: (first_of_brand[keys[p[0]][0]], p[0], p[1]))
+    return _requests(listed, keys, placed, max_ids)
+
+
+def _requests(
+    rows: list[Row], keys: list[tuple[int, str]], placed: list[tuple[int, int]], max_ids: int
+) -> Iterator[ReadRequest]:
+    ids: list[str] = []
+    chunk: list[Row] = []
+    brand: int | None = None
+    last = -1
+    for position, index in placed:
+        row_brand = keys[position][0]
+        new_subscriber = position != last
+        if chunk and (row_brand != brand or (new_subscriber and len(ids) == max_ids)):
+            yield ReadRequest(brand if brand is not None else row_brand, ids, chunk)
+            ids, chunk = [], []
+        brand = row_brand
+        if new_subscriber:
+            ids.append(rows[index].subscriber)
+            last = position
+        chunk.append(rows[index])
+    if chunk:
+        yield ReadRequest(brand if brand is not None else 0, ids, chunk)
 
 
 class ReadBackLoop:

@@ -31,7 +31,7 @@ def rows_of(records: list[dict]) -> list[Row]:
 class TestPlanReads:
     def test_groups_by_brand_then_by_subscriber(self):
         rows = rows_of(make_rows(250))  # 101 (brand 0) and 102 (brand 7) alternate, one subscriber each
-        plans = plan_reads(rows, CATALOG, 100)
+        plans = list(plan_reads(rows, CATALOG, 100))
         assert [(p.brand, len(p.subscriber_ids)) for p in plans] == [(0, 100), (0, 25), (7, 100), (7, 25)]
         for p in plans:
             assert {CATALOG.brand_of(r.subscription) for r in p.rows} == {p.brand}

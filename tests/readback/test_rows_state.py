@@ -127,7 +127,7 @@ class TestSelection:
 class TestPlanReads:
     def test_groups_by_subscriber_with_at_most_n_ids(self):
         rows = rows_of([record(f"u{i // 2}@x.com", 101 + i % 2, "SUBSCRIBED") for i in range(500)])
-        plans = plan_reads(rows, ALL_BRAND_0, 100)
+        plans = list(plan_reads(rows, ALL_BRAND_0, 100))
         assert [len(p.subscriber_ids) for p in plans] == [100, 100, 50]
         assert all(len(p.rows) == 2 * len(p.subscriber_ids) for p in plans)
         assert {p.brand for p in plans} == {0}
