@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -16,37 +16,39 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_hubcomm.batch.verify import (
+from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID, MAX_BATCH_SIZE
+from airflow_provider_hubcomm.exceptions import HubCommError
+from airflow_provider_hubcomm.readback.errors import (
+    BatchCanceledError,
+    BatchMismatchError,
+    BatchSummaryError,
+    BatchVerificationError,
+    UnreadableRowsError,
+)
+from airflow_provider_hubcomm.readback.rows import (
     DEFAULT_READ_BATCH_SIZE,
     DEFAULT_SAMPLE_SIZE,
     INLINE_ROWS_MAX,
     VERIFY_MODES,
-    BatchCanceledError,
-    BatchMismatchError,
-    BatchVerificationError,
-    Row,
-    actuals_from_response,
-    iter_blocks,
-    parse_summary,
-    plan_reads,
-    rows_to_check,
 )
-from airflow_provider_hubcomm.batch.verify_state import (
-    VerificationState,
-    build_result,
-    canceled_message,
-    mismatch_message,
-    timeout_message,
-)
-from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID, MAX_BATCH_SIZE
-from airflow_provider_hubcomm.exceptions import HubCommError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+    from airflow_provider_hubcomm.readback.loop import StatusReader
+    from airflow_provider_hubcomm.readback.state import VerificationState
+    from airflow_provider_hubcomm.readback.types import ReadBackMeta, ReadBackResult, TriggerPayload
 
-__all__ = ["BatchStatusSensor"]
+# Re-exported: the failures were importable from here (and from batch.verify, now removed).
+__all__ = [
+    "BatchCanceledError",
+    "BatchMismatchError",
+    "BatchStatusSensor",
+    "BatchSummaryError",
+    "BatchVerificationError",
+    "UnreadableRowsError",
+]
 
 #: Extra time given to Airflow's own deferral timeout: the trigger reports the timeout itself, with details.
 DEFERRAL_GRACE = 300.0
@@ -58,11 +60,12 @@ class BatchStatusSensor(BaseSensorOperator):
     HubSpot has no endpoint to poll a batch operation, so completion is established by read-back: an
     operation answered ``COMPLETE`` at write time is complete; a ``PENDING``/``PROCESSING`` one becomes
     complete when all its rows read back as written. Any ``CANCELED`` operation fails the task at once,
-    without retries (:class:`~airflow_provider_hubcomm.batch.verify.BatchCanceledError`).
+    without retries (:class:`~airflow_provider_hubcomm.readback.errors.BatchCanceledError`).
 
     What is read back (``batch_read``, ``read_batch_size`` subscribers per request, paced by the hook's rate
-    limiter) depends on ``verify``; every row of a non-``COMPLETE`` operation is always read back, because
-    reading is the only way to see it applied:
+    limiter) depends on ``verify``; every row of a non-``COMPLETE`` operation (the writer's *unconfirmed*
+    rows) is always read back, because reading is the only way to see it applied; the result's
+    ``unconfirmed`` block says how many of them read back as written:
 
     * ``"all"``: every written row;
     * ``"sample"`` (default): a seeded random sample of ``sample_size`` rows of ``COMPLETE`` operations
@@ -71,6 +74,15 @@ class BatchStatusSensor(BaseSensorOperator):
       offers nothing else to poll, so ``"none"`` still waits for those rows).
 
     A status HubSpot does not report at all counts as ``NOT_SPECIFIED``.
+
+    **Brands.** HubSpot filters status reads by brand, so rows are read with the ``businessUnitId`` of their
+    subscription's brand (from the subscription definitions of the brands the connection knows). A row of a
+    subscription in no known brand fails the task at once
+    (:class:`~airflow_provider_hubcomm.readback.errors.UnreadableRowsError`): it could never be read back.
+
+    **Without batch scopes** (the writer's summary says ``"mode": "single"``, or ``batch/read`` answers
+    ``403 MISSING_SCOPES``) rows are read back with one ``GET /statuses/{id}`` per subscriber, paced by the
+    rate limiter; the sensor logs once why.
 
     Rows not reading back as written yet are re-read on the next poke until ``timeout``; the timeout fails
     (or with ``soft_fail`` skips) with the number of pending rows and the first of them.
@@ -147,7 +159,8 @@ class BatchStatusSensor(BaseSensorOperator):
         self.rate_limit_share = rate_limit_share
         self.deferrable = deferrable
         self._state: VerificationState | None = None
-        self._last_result: dict[str, Any] | None = None
+        self._status_reader: StatusReader | None = None
+        self._last_result: ReadBackResult | None = None
 
     @cached_property
     def hook(self) -> HubCommHook:
@@ -161,6 +174,9 @@ class BatchStatusSensor(BaseSensorOperator):
     # -- one check ----------------------------------------------------------------------------------------
 
     def _summary(self) -> dict[str, Any]:
+        from airflow_provider_hubcomm.readback.rows import parse_summary
+        from airflow_provider_hubcomm.readback.state import canceled_message
+
         summary = parse_summary(self.batch)
         if message := canceled_message(summary):
             raise BatchCanceledError(message)
@@ -176,7 +192,8 @@ class BatchStatusSensor(BaseSensorOperator):
             )
         return summary
 
-    def _meta(self, summary: dict[str, Any]) -> dict[str, Any]:
+    def _meta(self, summary: dict[str, Any]) -> ReadBackMeta:
+        unconfirmed = summary.get("unconfirmed")
         return {
             "verify": self.verify,
             "sample_size": self.sample_size,
@@ -186,41 +203,51 @@ class BatchStatusSensor(BaseSensorOperator):
             "channel": summary.get("channel") or "EMAIL",
             "rows_written": int(summary.get("written") or 0),
             "operations": summary.get("operations") or {},
+            "read_mode": "single" if summary.get("mode") == "single" else "batch",
+            "unconfirmed_at_write": None if unconfirmed is None else int(unconfirmed),
         }
 
-    def _read(self, state: VerificationState, rows: Iterable[Row], channel: str, *, first_read: bool) -> None:
-        for block in iter_blocks(rows):
-            for ids, chunk in plan_reads(block, self.read_batch_size):
-                answer = self.hook.batch_read(ids, channel=channel)
-                state.observe(chunk, actuals_from_response(answer), first_read=first_read)
+    def _reader(self, meta: ReadBackMeta) -> StatusReader:
+        """Return the read mode, kept across pokes once batch reads were refused for missing scopes."""
+        from airflow_provider_hubcomm.readback.loop import StatusReader
 
-    def _check(
-        self, summary: dict[str, Any], state: VerificationState | None, *, confirm_now: bool
-    ) -> VerificationState:
+        if self._status_reader is None:
+            self._status_reader = StatusReader(meta.get("read_mode", "batch"), meta["channel"], self.log)
+        return self._status_reader
+
+    def _check(self, summary: dict[str, Any], meta: ReadBackMeta, state: VerificationState | None) -> VerificationState:
         """Read back: everything selected (no state yet) or only the outstanding rows; return the state."""
-        channel = str(summary.get("channel") or "EMAIL")
+        from airflow_provider_hubcomm.readback.loop import ReadBackLoop, read_sync, run_sync
+        from airflow_provider_hubcomm.readback.rows import rows_to_check
+        from airflow_provider_hubcomm.readback.state import VerificationState
+
+        reader = self._reader(meta)
+        first = None
         if state is None:
             state = VerificationState()
-            rows = rows_to_check(summary, self.verify, self.sample_size, self.sample_seed)
-            self._read(state, rows, channel, first_read=True)
-        else:
-            self._read(state, list(state.outstanding.values()), channel, first_read=False)
-        if confirm_now and (candidates := state.candidates()):
-            self._read(state, candidates, channel, first_read=False)
-        state.checks += 1
+            first = rows_to_check(summary, self.verify, self.sample_size, self.sample_seed)
+        loop = ReadBackLoop(state, self.hook.subscription_catalog(), self.read_batch_size)
+        run_sync(loop.check(first, confirm_now=self.reschedule), lambda request: read_sync(self.hook, reader, request))
+        meta["read_mode"] = reader.mode
         return state
 
-    def _outcome(self, context: Context, meta: dict[str, Any], state: VerificationState) -> dict[str, Any] | None:
+    def _outcome(self, context: Context, meta: ReadBackMeta, state: VerificationState) -> ReadBackResult | None:
         """Return the result when done; raise on a confirmed mismatch; ``None`` while rows are pending."""
+        from airflow_provider_hubcomm.readback.state import build_result, mismatch_message
+
         result = build_result(meta, state)
         self._last_result = result
         self.log.info(
-            "Read back %d rows: %d match, %d pending, %d mismatching (%d read requests); operations not complete: %s",
+            "Read back %d rows: %d match, %d pending, %d mismatching (%d %s read requests); unconfirmed rows "
+            "confirmed: %d of %d; operations not complete: %s",
             result["rows_verified"],
             result["rows_matching"],
             result["pending"],
             result["mismatch_count"],
             result["read_requests"],
+            result["read_mode"],
+            result["unconfirmed"]["confirmed"],
+            result["unconfirmed"]["read"],
             result["operations"]["still_not_complete"][:20],
         )
         if result["mismatch_count"] and self.fail_on_mismatch:
@@ -232,7 +259,7 @@ class BatchStatusSensor(BaseSensorOperator):
             self.log.warning("Done, with mismatches (fail_on_mismatch=False): %s", mismatch_message(result))
         return result
 
-    def _push(self, context: Context, result: dict[str, Any]) -> None:
+    def _push(self, context: Context, result: ReadBackResult) -> None:
         """Push the result even when failing, for a report task with ``trigger_rule="all_done"``."""
         ti = context.get("ti")
         if ti is not None:
@@ -241,11 +268,11 @@ class BatchStatusSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """Check once; in ``reschedule`` mode everything is recomputed from the summary (no memory)."""
         summary = self._summary()
-        memory = None if self.reschedule else self._state
-        state = self._check(summary, memory, confirm_now=self.reschedule)
+        meta = self._meta(summary)
+        state = self._check(summary, meta, None if self.reschedule else self._state)
         if not self.reschedule:
             self._state = state
-        result = self._outcome(context, self._meta(summary), state)
+        result = self._outcome(context, meta, state)
         return PokeReturnValue(is_done=result is not None, xcom_value=result)
 
     # -- execution ----------------------------------------------------------------------------------------
@@ -272,6 +299,8 @@ class BatchStatusSensor(BaseSensorOperator):
             raise AirflowSkipException(self._timeout_text(context, err)) from err
 
     def _timeout_text(self, context: Context, err: Exception) -> str:
+        from airflow_provider_hubcomm.readback.state import timeout_message
+
         if self._last_result is None:
             return str(err)
         self._push(context, self._last_result)
@@ -284,6 +313,7 @@ class BatchStatusSensor(BaseSensorOperator):
 
     def _execute_deferrable(self, context: Context) -> Any:
         # Imported here: the trigger module pulls in airflow.triggers.base, which DAG parsing does not need.
+        from airflow_provider_hubcomm.readback.state import VerificationState, build_result, timeout_message
         from airflow_provider_hubcomm.triggers.hubcomm import BatchStatusTrigger
 
         started = time.time()
@@ -297,8 +327,8 @@ class BatchStatusSensor(BaseSensorOperator):
         # Check once in the worker when the work is bounded: nothing to defer when HubSpot is already done,
         # and no near-instant trigger (see the trigger's docstring).
         if self.verify != "all" or written <= INLINE_ROWS_MAX:
-            state = self._check(summary, None, confirm_now=False)
             try:
+                state = self._check(summary, meta, None)
                 result = self._outcome(context, meta, state)
             except BatchVerificationError as err:
                 raise self._fail(err) from err
@@ -331,21 +361,33 @@ class BatchStatusSensor(BaseSensorOperator):
             timeout=timedelta(seconds=remaining + max(DEFERRAL_GRACE, 2 * float(self.poke_interval))),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+    def execute_complete(self, context: Context, event: TriggerPayload | None = None) -> Any:
         """Turn the trigger's event into the same XCom and failures as poke mode.
+
+        This runs in a new process that never loaded the connection: it is loaded first, which registers
+        its secrets with Airflow's masker, and the event's texts are redacted (known secrets and ``Bearer``
+        patterns) before anything is logged, pushed or raised.
 
         :param context: the task context.
         :param event: ``{"status": "success", "result": …}`` or a failure status with ``message``.
         """
-        event = event or {"status": "error", "message": "the trigger returned no event"}
-        status = event.get("status")
-        result = event.get("result")
+        from airflow_provider_hubcomm.redact import redact_bearer
+
+        try:
+            _ = self.hook.config  # registers the connection's secrets with the masker of this process
+        except Exception as err:  # the event must still be reported; its texts are redacted below anyway
+            self.log.warning("Could not load connection %r: %s", self.hubcomm_conn_id, redact_bearer(str(err)))
+        payload: TriggerPayload = event or {"status": "error", "message": "the trigger returned no event"}
+        status = payload.get("status")
+        result = payload.get("result")
+        if result is not None:
+            result = self.hook.redactor.redact_value(result)
         if status == "success":
             self.log.info("Verified by the trigger: %s rows match.", (result or {}).get("rows_matching"))
             return result
         if result is not None:
             self._push(context, result)
-        message = str(event.get("message") or status)
+        message = self.hook.redact(str(payload.get("message") or status))
         # Logged here too: with soft_fail, Airflow replaces the exception by a generic skip message.
         self.log.error("BatchStatusTrigger ended with status %r: %s", status, message)
         if status == "timeout":

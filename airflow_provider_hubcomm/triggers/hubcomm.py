@@ -3,35 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
+import inspect
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_hubcomm.batch.verify import (
-    BLOCK_SIZE,
-    DEFAULT_READ_BATCH_SIZE,
-    Row,
-    actuals_from_response,
-    plan_reads,
-    rows_to_check,
-)
-from airflow_provider_hubcomm.batch.verify_state import (
-    VerificationState,
-    build_result,
-    mismatch_message,
-    timeout_message,
-)
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
+
+# Imported at module level, not in run(): an import is CPU work that would hold the triggerer's event loop.
+from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+from airflow_provider_hubcomm.readback.loop import ReadBackLoop, StatusReader, read_async, run_async
+from airflow_provider_hubcomm.readback.rows import DEFAULT_READ_BATCH_SIZE, rows_to_check
+from airflow_provider_hubcomm.readback.state import VerificationState, build_result, mismatch_message, timeout_message
 
 if TYPE_CHECKING:
     import httpx
 
-    from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+    from airflow_provider_hubcomm.readback.loop import BrandLookup
+    from airflow_provider_hubcomm.readback.types import EventStatus, ReadBackMeta, ReadBackResult, TriggerPayload
 
 __all__ = ["BatchStatusTrigger"]
+
+T = TypeVar("T")
+
+
+class _DeadlineReached(Exception):
+    """The trigger's deadline passed during a read."""
 
 
 class BatchStatusTrigger(BaseTrigger):
@@ -40,7 +39,15 @@ class BatchStatusTrigger(BaseTrigger):
     Used by :class:`~airflow_provider_hubcomm.sensors.hubcomm.BatchStatusSensor` with ``deferrable=True``; it
     reads through the hook's async methods and holds no worker slot. It yields exactly one event:
     ``{"status": "success", "result": …}``, or ``{"status": "mismatch" | "timeout" | "error", "message": …}``
-    (with ``result`` when one could be built).
+    (with ``result`` when one could be built): a
+    :class:`~airflow_provider_hubcomm.readback.types.TriggerPayload`. Its texts went through the hook's
+    redactor (known secrets and ``Bearer`` patterns), whatever a server echoed.
+
+    The deadline holds: every read runs under ``asyncio.timeout`` until ``deadline``, so a slow or dripping
+    server cannot keep the trigger past it; at the deadline the trigger reports ``timeout`` with what it
+    knows. The CPU work of a check (selecting and planning rows, recording answers, building the result) runs
+    in a worker thread, so a large read-back never holds the triggerer's event loop (shared by every trigger
+    of the deployment).
 
     Its kwargs are JSON and carry no secret: the connection id, and either the verification ``state`` the
     sensor handed over (outstanding rows inline, at most a few thousand) or the summary's ``rows_path``
@@ -57,7 +64,8 @@ class BatchStatusTrigger(BaseTrigger):
     :param hubcomm_conn_id: the HubSpot connection.
     :param requests_per_10s: the account's rate budget, overriding the connection's.
     :param rate_limit_share: the fraction of the budget this trigger may use.
-    :param meta: check settings and the summary's operations (see ``batch.verify.build_result``).
+    :param meta: check settings and the summary's operations
+        (:class:`~airflow_provider_hubcomm.readback.types.ReadBackMeta`).
     :param poke_interval: seconds between checks.
     :param deadline: epoch seconds after which the trigger reports a timeout.
     :param timeout: the sensor's timeout in seconds (for the message).
@@ -74,7 +82,7 @@ class BatchStatusTrigger(BaseTrigger):
         hubcomm_conn_id: str = DEFAULT_CONN_ID,
         requests_per_10s: int | None = None,
         rate_limit_share: float | None = None,
-        meta: dict[str, Any],
+        meta: ReadBackMeta,
         poke_interval: float,
         deadline: float,
         timeout: float,
@@ -120,99 +128,110 @@ class BatchStatusTrigger(BaseTrigger):
         )
 
     def _hook(self) -> HubCommHook:
-        from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-
-        return HubCommHook(
-            self.hubcomm_conn_id,
-            async_transport=self._async_transport,
-            requests_per_10s=self.requests_per_10s,
-            rate_limit_share=self.rate_limit_share,
-        )
+        kwargs: dict[str, Any] = {
+            "async_transport": self._async_transport,
+            "requests_per_10s": self.requests_per_10s,
+            "rate_limit_share": self.rate_limit_share,
+        }
+        if "deadline" in inspect.signature(HubCommHook.__init__).parameters:
+            kwargs["deadline"] = self.deadline  # retries and Retry-After waits stop at the trigger's deadline
+        return HubCommHook(self.hubcomm_conn_id, **kwargs)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check, sleep, repeat; yield one event. The hook's async client is closed in every case."""
         hook = self._hook()
+        event: TriggerPayload
         try:
             event = await self._wait(hook)
         except Exception as err:
-            self.log.exception("Batch verification failed")
-            event = {"status": "error", "message": f"{type(err).__name__}: {err}"}
+            message = hook.redact(f"{type(err).__name__}: {err}")
+            self.log.error("Batch verification failed: %s", message)
+            event = {"status": "error", "message": message}
         finally:
             await hook.aclose()
-        yield TriggerEvent(event)
+        yield TriggerEvent(dict(event))
 
-    async def _wait(self, hook: HubCommHook) -> dict[str, Any]:
-        channel = str(self.meta.get("channel") or "EMAIL")
-        state = None if self.state is None else VerificationState.from_json(self.state)
+    async def _within(self, awaitable: Awaitable[T]) -> T:
+        """Await ``awaitable``, but not past the deadline."""
+        try:
+            async with asyncio.timeout(self.deadline - time.time()) as scope:
+                return await awaitable
+        except TimeoutError:
+            if scope.expired():
+                raise _DeadlineReached from None
+            raise
+
+    async def _wait(self, hook: HubCommHook) -> TriggerPayload:
+        meta = self.meta
+        state: VerificationState | None = None
+        if self.state is not None:
+            state = await asyncio.to_thread(VerificationState.from_json, self.state)
+        try:
+            catalog: BrandLookup = await self._within(hook.asubscription_catalog())
+        except _DeadlineReached:
+            return await self._timed_out(hook, state or VerificationState())
+        reader = StatusReader(meta.get("read_mode", "batch"), str(meta.get("channel") or "EMAIL"), self.log)
         if self.next_check_at is not None:
             await self._sleep_until(self.next_check_at)
         while True:
+            first = None
             if state is None:
                 state = VerificationState()
-                await self._read(hook, state, await self._first_rows(), channel, first_read=True)
-            else:
-                await self._read(hook, state, list(state.outstanding.values()), channel, first_read=False)
-            state.checks += 1
-            result = build_result(self.meta, state)
+                first = rows_to_check(
+                    {"written_rows_path": self.rows_path},
+                    str(meta.get("verify") or "sample"),
+                    int(meta.get("sample_size") or 0),
+                    int(meta.get("sample_seed") or 0),
+                )
+            check = ReadBackLoop(state, catalog, self.read_batch_size).check(first, confirm_now=False)
+            try:
+                await run_async(check, lambda request: read_async(hook, reader, request), self._within)
+            except _DeadlineReached:
+                return await self._timed_out(hook, state, reader)
+            result = await self._result(state, reader)
             self.log.info(
-                "Read back %d rows: %d match, %d pending, %d mismatching.",
+                "Read back %d rows: %d match, %d pending, %d mismatching; unconfirmed rows confirmed: %d of %d.",
                 result["rows_verified"],
                 result["rows_matching"],
                 result["pending"],
                 result["mismatch_count"],
+                result["unconfirmed"]["confirmed"],
+                result["unconfirmed"]["read"],
             )
-            if result["mismatch_count"] and self.meta.get("fail_on_mismatch", True):
-                return {"status": "mismatch", "message": mismatch_message(result), "result": result}
+            if result["mismatch_count"] and meta.get("fail_on_mismatch", True):
+                return await self._redacted(hook, "mismatch", result, mismatch_message(result))
             if not result["pending"]:
-                return {"status": "success", "result": result}
+                return await self._redacted(hook, "success", result)
             if time.time() >= self.deadline:
-                message = timeout_message(result, self.timeout)
-                return {"status": "timeout", "message": message, "pending": result["pending"], "result": result}
+                return await self._redacted(hook, "timeout", result, timeout_message(result, self.timeout))
             await self._sleep_until(time.time() + self.poke_interval)
+
+    async def _result(self, state: VerificationState, reader: StatusReader | None = None) -> ReadBackResult:
+        """Build the result off the event loop (CPU work proportional to the outstanding rows)."""
+        meta = self.meta
+        if reader is not None:
+            meta = {**meta, "read_mode": reader.mode}
+        return await asyncio.to_thread(build_result, meta, state)
+
+    async def _timed_out(
+        self, hook: HubCommHook, state: VerificationState, reader: StatusReader | None = None
+    ) -> TriggerPayload:
+        result = await self._result(state, reader)
+        return await self._redacted(hook, "timeout", result, timeout_message(result, self.timeout))
+
+    async def _redacted(
+        self, hook: HubCommHook, status: EventStatus, result: ReadBackResult, message: str | None = None
+    ) -> TriggerPayload:
+        """Return the event with its texts redacted (off the loop: the result may hold a thousand rows)."""
+        clean: ReadBackResult = await asyncio.to_thread(hook.redactor.redact_value, result)
+        payload: TriggerPayload = {"status": status, "result": clean}
+        if message is not None:
+            payload["message"] = hook.redact(message)
+        if status == "timeout":
+            payload["pending"] = result["pending"]
+        return payload
 
     async def _sleep_until(self, when: float) -> None:
         delay = min(when, self.deadline) - time.time()
         if delay > 0:
             await asyncio.sleep(delay)
-
-    async def _first_rows(self) -> list[Row] | _ThreadedRows:
-        """Recompute the selection from the rows file, off the event loop (it may be remote storage)."""
-        summary = {"written_rows_path": self.rows_path}
-        verify = str(self.meta.get("verify") or "sample")
-        size = int(self.meta.get("sample_size") or 0)
-        seed = int(self.meta.get("sample_seed") or 0)
-        if verify != "all":
-            return await asyncio.to_thread(lambda: list(rows_to_check(summary, verify, size, seed)))
-        return _ThreadedRows(rows_to_check(summary, verify, size, seed))
-
-    async def _read(
-        self,
-        hook: HubCommHook,
-        state: VerificationState,
-        rows: Iterable[Row] | _ThreadedRows,
-        channel: str,
-        *,
-        first_read: bool,
-    ) -> None:
-        blocks: Any = rows.ablocks() if isinstance(rows, _ThreadedRows) else _alist_blocks(rows)
-        async for block in blocks:
-            for ids, chunk in plan_reads(block, self.read_batch_size):
-                answer = await hook.abatch_read(ids, channel=channel)
-                state.observe(chunk, actuals_from_response(answer), first_read=first_read)
-
-
-class _ThreadedRows:
-    """A blocking row stream pulled block by block in a worker thread."""
-
-    def __init__(self, rows: Iterable[Row]) -> None:
-        self._it: Iterator[Row] = iter(rows)
-
-    async def ablocks(self) -> AsyncIterator[list[Row]]:
-        while block := await asyncio.to_thread(lambda: list(itertools.islice(self._it, BLOCK_SIZE))):
-            yield block
-
-
-async def _alist_blocks(rows: Iterable[Row]) -> AsyncIterator[list[Row]]:
-    it = iter(rows)
-    while block := list(itertools.islice(it, BLOCK_SIZE)):
-        yield block

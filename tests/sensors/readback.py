@@ -16,33 +16,77 @@ TOKEN = "pat-unit-test-token-0123456789"
 SUBS = (101, 102)
 
 
-def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str = "hubcomm_default") -> None:
-    body = {"conn_type": "hubcomm", "host": BASE, "password": TOKEN, "extra": json.dumps({"max_retries": 0})}
+def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str = "hubcomm_default", **extra: Any) -> None:
+    extras = {"max_retries": 0, **extra}
+    body = {"conn_type": "hubcomm", "host": BASE, "password": TOKEN, "extra": json.dumps(extras)}
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(body))
 
 
 class ReadBack:
-    """Answers ``POST …/statuses/batch/read`` from ``store``; unknown subscribers get a 207 per-input error."""
+    """A HubSpot stand-in for read-back tests, for ``httpx.MockTransport``.
 
-    def __init__(self, store: dict[tuple[str, int], str] | None = None) -> None:
+    ``GET …/definitions`` lists ``brands`` (subscription id -> brand; a definitions read with
+    ``businessUnitId=b`` lists the subscriptions of brand ``b``); ``POST …/statuses/batch/read`` and
+    ``GET …/statuses/{subscriber}`` answer from ``store``, filtered to the brand read like HubSpot does.
+    Unknown subscribers get a 207 per-input error (batch) or a 404 (single). ``missing_scopes=True``
+    refuses batch reads with ``403 MISSING_SCOPES``. ``requests`` lists the ids of every batch read,
+    ``singles`` the subscriber of every single read, ``brands_read`` the ``businessUnitId`` of each read.
+    """
+
+    def __init__(
+        self,
+        store: dict[tuple[str, int], str] | None = None,
+        *,
+        brands: dict[int, int] | None = None,
+        missing_scopes: bool = False,
+    ) -> None:
         self.store: dict[tuple[str, int], str] = dict(store or {})
+        self.brands: dict[int, int] = dict(brands or dict.fromkeys(SUBS, 0))
+        self.missing_scopes = missing_scopes
         self.requests: list[list[str]] = []
+        self.singles: list[str] = []
+        self.brands_read: list[int | None] = []
         self.fail_with: int | None = None
+        self.error_message = "boom"
+
+    def _statuses(self, sub: str, brand: int | None) -> list[dict[str, Any]]:
+        return [
+            {"subscriberIdString": s, "subscriptionId": sid, "status": st, "channel": "EMAIL"}
+            for (s, sid), st in self.store.items()
+            if s == sub.lower() and self.brands.get(sid, 0) == (brand or 0)
+        ]
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        assert request.url.path.endswith("/statuses/batch/read"), request.url.path
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        raw_brand = request.url.params.get("businessUnitId")
+        brand = None if raw_brand is None else int(raw_brand)
+        if request.url.path.endswith("/definitions"):
+            defs = [
+                {"id": str(sid), "name": f"Subscription {sid}", "businessUnitId": b, "isActive": True}
+                for sid, b in self.brands.items()
+                if b == (brand or 0)
+            ]
+            return httpx.Response(200, json={"results": defs})
+        self.brands_read.append(brand)
+        if request.method == "GET":
+            sub = request.url.path.rsplit("/", 1)[-1]
+            self.singles.append(sub)
+            statuses = self._statuses(sub, brand)
+            if not statuses:
+                return httpx.Response(404, json={"status": "error", "message": "not found", "category": "NOT_FOUND"})
+            return httpx.Response(200, json={"status": "COMPLETE", "results": statuses})
+        assert request.url.path.endswith("/statuses/batch/read"), request.url.path
+        if self.missing_scopes:
+            body = {"status": "error", "message": "missing scopes", "category": "MISSING_SCOPES"}
+            return httpx.Response(403, json=body)
         ids = json.loads(request.content)["inputs"]
         self.requests.append(ids)
         if self.fail_with:
-            return httpx.Response(self.fail_with, json={"status": "error", "message": "boom", "category": "X"})
+            body = {"status": "error", "message": self.error_message, "category": "X"}
+            return httpx.Response(self.fail_with, json=body)
         results, errors = [], []
         for sub in ids:
-            statuses = [
-                {"subscriberIdString": s, "subscriptionId": sid, "status": st, "channel": "EMAIL"}
-                for (s, sid), st in self.store.items()
-                if s == sub.lower()
-            ]
+            statuses = self._statuses(sub, brand)
             if statuses:
                 results.append({"subscriberIdString": sub, "statuses": statuses})
             else:

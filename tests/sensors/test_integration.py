@@ -56,8 +56,9 @@ def run_dag(airflow_db, monkeypatch):
 
     monkeypatch.setattr(TaskInstance, "set_state", spy)
 
-    def run(fake: Any, **settings: Any) -> Run:
-        monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", fake.connection_json(max_retries=1))
+    def run(fake: Any, conn_extra: dict[str, Any] | None = None, **settings: Any) -> Run:
+        connection = fake.connection_json(max_retries=1, **(conn_extra or {}))
+        monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", connection)
         monkeypatch.setenv("HUBCOMM_SENSOR_TEST", json.dumps(settings))
         spec = importlib.util.spec_from_file_location(f"sensor_dag_{time.monotonic_ns()}", DAG_FILE)
         assert spec is not None
@@ -188,3 +189,16 @@ def test_reschedule_mode_completes_without_memory_between_pokes(run_dag, hubcomm
     result = run.xcom["verify"]
     assert (result["rows_verified"], result["rows_matching"], result["pending"]) == (40, 40, 0)
     assert result["checks"] == 1  # each poke starts again from the summary
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_rows_of_another_brand_are_read_with_their_brand(run_dag, hubcomm_fake_factory, deferrable):
+    # Subscription 102 belongs to brand 7: read without businessUnitId=7 its rows are invisible, and the
+    # sensor used to wait for them until its timeout.
+    subscriptions = [101, {"id": 102, "name": "Brand 7 news", "businessUnitId": 7}, 103]
+    fake = hubcomm_fake_factory(subscriptions=subscriptions, batch_mode="delayed", batch_delay=DELAY)
+    run = run_dag(fake, conn_extra={"business_unit_ids": [7]}, deferrable=deferrable, verify="all", rows=40)
+    assert run.states == {"write": "success", "verify": "success", "report": "success"}
+    result = run.xcom["verify"]
+    assert (result["rows_verified"], result["rows_matching"], result["pending"]) == (40, 40, 0)
+    assert result["unconfirmed"]["confirmed"] == result["unconfirmed"]["read"] == 40  # all written PENDING

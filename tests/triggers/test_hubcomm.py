@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_hubcomm.batch.verify import Row
-from airflow_provider_hubcomm.batch.verify_state import VerificationState
+from airflow_provider_hubcomm.readback.rows import Row
+from airflow_provider_hubcomm.readback.state import VerificationState
 from airflow_provider_hubcomm.triggers import BatchStatusTrigger
 from tests.sensors.readback import TOKEN, ReadBack, make_rows, set_conn, store_of, summary, write_jsonl
 

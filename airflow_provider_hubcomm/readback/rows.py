@@ -1,20 +1,10 @@
-"""Read-back verification of a batch write: the pure logic shared by ``BatchStatusSensor`` and its trigger.
+"""The rows a read-back checks: the writer's summary, its written rows (inline or a file) and their selection.
 
 HubSpot cannot be polled for a batch operation (no endpoint, no batch id), so "done" is established by
-reading statuses back. This module turns the writer's summary (``docs/dev/CONTRACTS.md``) into rows to
-check, picks a seeded sample, compares read-backs with what was written, keeps the rows still disagreeing,
-and (in :mod:`~airflow_provider_hubcomm.batch.verify_state`) builds the JSON result pushed to XCom.
-It does no HTTP itself: the sensor (sync) and the trigger
-(async) call ``batch_read`` for each :func:`plan_reads` chunk and feed the answer to
-:meth:`~airflow_provider_hubcomm.batch.verify_state.VerificationState.observe`.
-
-Row outcomes after a read:
-
-* **matching**: the status read is the one written (a missing status counts as ``NOT_SPECIFIED``);
-* **mismatch** (confirmed): a row of an operation that was ``COMPLETE`` at write time reads a definite other
-  status on :data:`MISMATCH_CONFIRMATIONS` consecutive reads, i.e. it was changed behind the run's back;
-* **pending**: everything else (rows of ``PENDING``/``PROCESSING`` operations not applied yet, unreadable
-  rows, a first disagreeing read not confirmed yet). Pending rows are read again on the next check.
+reading statuses back. This module turns the writer's summary (``docs/dev/CONTRACTS.md``) into
+:class:`Row` s and picks the rows to check (every row of a non-``COMPLETE`` operation, plus all rows or a
+seeded sample of the others); :mod:`~airflow_provider_hubcomm.readback.loop` plans the reads and
+:mod:`~airflow_provider_hubcomm.readback.state` keeps what they found.
 """
 
 from __future__ import annotations
@@ -29,29 +19,23 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from airflow.providers.common.compat.sdk import AirflowFailException
-
-from airflow_provider_hubcomm.exceptions import HubCommError
+from airflow_provider_hubcomm.readback.errors import BatchSummaryError
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.models import BatchReadResponse
+    from airflow_provider_hubcomm.readback.types import RowReport
 
 __all__ = [
     "COMPLETE",
+    "DEFAULT_READ_BATCH_SIZE",
     "DEFAULT_SAMPLE_SIZE",
     "INLINE_ROWS_MAX",
     "MISMATCH_CONFIRMATIONS",
     "VERIFY_MODES",
-    "BatchCanceledError",
-    "BatchMismatchError",
-    "BatchSummaryError",
-    "BatchVerificationError",
+    "Key",
     "Row",
-    "actuals_from_response",
     "iter_blocks",
     "iter_written_rows",
     "parse_summary",
-    "plan_reads",
     "rows_to_check",
     "select_rows",
 ]
@@ -70,26 +54,6 @@ PENDING_ROWS_CAP: Final = 100
 INLINE_ROWS_MAX: Final = 5000
 #: Rows are pulled from the written-rows stream in blocks of this size.
 BLOCK_SIZE: Final = 5000
-
-
-class BatchVerificationError(HubCommError, AirflowFailException):
-    """Verification failed for a reason a retry cannot fix; the task fails without retries."""
-
-    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.result = result
-
-
-class BatchSummaryError(BatchVerificationError):
-    """The ``batch`` argument is not a usable batch-write summary."""
-
-
-class BatchCanceledError(BatchVerificationError):
-    """HubSpot reported at least one batch operation ``CANCELED``: its rows were never applied."""
-
-
-class BatchMismatchError(BatchVerificationError):
-    """Rows of operations HubSpot reported ``COMPLETE`` read back a different, stable status."""
 
 
 Key = tuple[str, int]
@@ -132,7 +96,7 @@ class Row:
         except (KeyError, TypeError, ValueError) as err:
             raise BatchSummaryError(f"written-rows record {dict(record)!r} is not usable: {err!r}") from None
 
-    def describe(self, actual: str | None = None) -> dict[str, Any]:
+    def describe(self, actual: str | None = None) -> RowReport:
         """Return the row as a JSON-able report entry.
 
         :param actual: the status last read back (``None``: not read or not found).
@@ -271,33 +235,3 @@ def iter_blocks(rows: Iterable[Row], size: int = BLOCK_SIZE) -> Iterator[list[Ro
     it = iter(rows)
     while block := list(itertools.islice(it, size)):
         yield block
-
-
-def plan_reads(rows: Iterable[Row], max_ids: int = DEFAULT_READ_BATCH_SIZE) -> Iterator[tuple[list[str], list[Row]]]:
-    """Group rows into ``batch_read`` requests of at most ``max_ids`` distinct subscribers.
-
-    :param rows: the rows to read back.
-    :param max_ids: subscribers per request.
-    """
-    by_subscriber: dict[str, list[Row]] = {}
-    for row in rows:
-        by_subscriber.setdefault(row.key[0], []).append(row)
-    subscribers = list(by_subscriber)
-    for start in range(0, len(subscribers), max_ids):
-        chunk = subscribers[start : start + max_ids]
-        ids = [by_subscriber[s][0].subscriber for s in chunk]
-        yield ids, [row for s in chunk for row in by_subscriber[s]]
-
-
-def actuals_from_response(response: BatchReadResponse) -> dict[Key, str]:
-    """Map ``(subscriber, subscription)`` to the status HubSpot reports; absent keys were not found.
-
-    :param response: a ``batch_read`` answer (200, or 207 whose errors simply leave keys absent).
-    """
-    actual: dict[Key, str] = {}
-    for entry in response.results:
-        subscriber = (entry.subscriber_id_string or "").strip().lower()
-        for status in entry.statuses:
-            if status.subscription_id is not None and status.status is not None:
-                actual[(subscriber, int(status.subscription_id))] = status.status.upper()
-    return actual

@@ -5,29 +5,40 @@ import json
 
 import pytest
 
-from airflow_provider_hubcomm.batch.verify import (
-    BatchSummaryError,
+from airflow_provider_hubcomm.hooks._catalog import Subscription, SubscriptionCatalog
+from airflow_provider_hubcomm.models import BatchReadResponse
+from airflow_provider_hubcomm.readback import BatchSummaryError
+from airflow_provider_hubcomm.readback.loop import actuals_from_response, plan_reads
+from airflow_provider_hubcomm.readback.rows import (
     Row,
-    actuals_from_response,
     iter_written_rows,
     parse_summary,
-    plan_reads,
     rows_to_check,
     select_rows,
 )
-from airflow_provider_hubcomm.batch.verify_state import (
+from airflow_provider_hubcomm.readback.state import (
     VerificationState,
     build_result,
     canceled_message,
     mismatch_message,
     timeout_message,
 )
-from airflow_provider_hubcomm.models import BatchReadResponse
 from tests.sensors.readback import make_rows, record, summary, write_jsonl
+
+ALL_BRAND_0 = SubscriptionCatalog([Subscription(101, "A", 0, True), Subscription(102, "B", 0, True)], [0])
 
 
 def rows_of(records: list[dict]) -> list[Row]:
     return [Row.from_record(r) for r in records]
+
+
+def test_failures_importable_from_the_package_and_the_sensor_module():
+    from airflow_provider_hubcomm import readback
+    from airflow_provider_hubcomm.sensors import hubcomm as sensor_module
+
+    for name in ("BatchCanceledError", "BatchMismatchError", "BatchVerificationError", "BatchSummaryError"):
+        assert getattr(readback, name) is getattr(sensor_module, name)
+        assert issubclass(getattr(readback, name), readback.BatchVerificationError)
 
 
 class TestParseSummary:
@@ -116,9 +127,10 @@ class TestSelection:
 class TestPlanReads:
     def test_groups_by_subscriber_with_at_most_n_ids(self):
         rows = rows_of([record(f"u{i // 2}@x.com", 101 + i % 2, "SUBSCRIBED") for i in range(500)])
-        plans = list(plan_reads(rows, 100))
-        assert [len(ids) for ids, _ in plans] == [100, 100, 50]
-        assert all(len(chunk) == 2 * len(ids) for ids, chunk in plans)
+        plans = list(plan_reads(rows, ALL_BRAND_0, 100))
+        assert [len(p.subscriber_ids) for p in plans] == [100, 100, 50]
+        assert all(len(p.rows) == 2 * len(p.subscriber_ids) for p in plans)
+        assert {p.brand for p in plans} == {0}
 
     def test_actuals_from_a_207_answer(self):
         answer = BatchReadResponse.model_validate(

@@ -1,12 +1,23 @@
-"""State of a batch read-back verification across checks, its JSON result (the sensor's XCom) and messages."""
+"""What a read-back knows across checks (:class:`VerificationState`), its result (the sensor's XCom) and messages.
+
+Row outcomes after a read:
+
+* **matching**: the status read is the one written (a missing status counts as ``NOT_SPECIFIED``);
+* **mismatch** (confirmed): a row of an operation that was ``COMPLETE`` at write time reads a definite other
+  status on :data:`~airflow_provider_hubcomm.readback.rows.MISMATCH_CONFIRMATIONS` consecutive reads, i.e. it
+  was changed behind the run's back;
+* **pending**: everything else (rows of ``PENDING``/``PROCESSING`` operations not applied yet, i.e. the
+  writer's *unconfirmed* rows, unreadable rows, a first disagreeing read not confirmed yet). Pending rows are
+  read again on the next check.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_hubcomm.batch.verify import (
+from airflow_provider_hubcomm.readback.rows import (
     COMPLETE,
     MISMATCH_CONFIRMATIONS,
     MISMATCHES_CAP,
@@ -15,6 +26,9 @@ from airflow_provider_hubcomm.batch.verify import (
     Key,
     Row,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_hubcomm.readback.types import OperationsReport, ReadBackMeta, ReadBackResult, RowReport
 
 __all__ = ["VerificationState", "build_result", "canceled_message", "mismatch_message", "timeout_message"]
 
@@ -33,6 +47,8 @@ class VerificationState:
         self.last: dict[Key, str | None] = {}
         self.streak: dict[Key, int] = {}
         self.ops_at_write: dict[int, str] = {}
+        #: rows of non-COMPLETE operations (the writer's "unconfirmed" rows) read at least once.
+        self.unconfirmed_read = 0
 
     def observe(self, rows: Iterable[Row], actual: Mapping[Key, str], *, first_read: bool) -> None:
         """Record one read-back of ``rows``.
@@ -47,6 +63,7 @@ class VerificationState:
             if first_read:
                 self.verified += 1
                 if not row.complete_at_write:
+                    self.unconfirmed_read += 1
                     self.ops_at_write[row.operation] = row.op_status
             value = actual.get(key)
             if value is None and row.expected == NOT_SPECIFIED:
@@ -98,6 +115,7 @@ class VerificationState:
             "matching": self.matching,
             "requests": self.requests,
             "checks": self.checks,
+            "unconfirmed_read": self.unconfirmed_read,
             "ops_at_write": {str(k): v for k, v in self.ops_at_write.items()},
             "rows": [
                 [
@@ -124,6 +142,7 @@ class VerificationState:
         state.matching = int(data.get("matching", 0))
         state.requests = int(data.get("requests", 0))
         state.checks = int(data.get("checks", 0))
+        state.unconfirmed_read = int(data.get("unconfirmed_read", 0))
         state.ops_at_write = {int(k): str(v) for k, v in (data.get("ops_at_write") or {}).items()}
         for sub, sid, expected, op, op_status, last, streak in data.get("rows") or ():
             row = Row(sub, int(sid), expected, int(op), op_status)
@@ -133,7 +152,7 @@ class VerificationState:
         return state
 
 
-def _operations(summary_ops: Mapping[str, Any], state: VerificationState) -> dict[str, Any]:
+def _operations(summary_ops: Mapping[str, Any], state: VerificationState) -> OperationsReport:
     still = {r.operation for r in state.outstanding.values() if not r.complete_at_write}
     by_write = {k: int(v) for k, v in (summary_ops.get("by_status") or {}).items()}
     final = dict(by_write)
@@ -162,15 +181,23 @@ def _operations(summary_ops: Mapping[str, Any], state: VerificationState) -> dic
     }
 
 
-def build_result(meta: Mapping[str, Any], state: VerificationState) -> dict[str, Any]:
+def _describe(rows: list[Row], state: VerificationState) -> list[RowReport]:
+    return [r.describe(state.last.get(r.key)) for r in rows]
+
+
+def build_result(meta: ReadBackMeta, state: VerificationState) -> ReadBackResult:
     """Build the JSON result (the sensor's XCom) from the check settings and the current state.
 
-    :param meta: ``verify``, ``sample_size``, ``sample_seed``, ``conn_id``, ``channel``, ``rows_written``,
-        ``fail_on_mismatch`` and the summary's ``operations``.
+    CPU work proportional to the outstanding rows: the trigger calls it off the event loop.
+
+    :param meta: the check settings and the summary's ``operations``.
     :param state: the verification state.
     """
     confirmed = state.confirmed()
     pending = state.pending_rows()
+    still_unconfirmed = sum(1 for r in state.outstanding.values() if not r.complete_at_write)
+    # A state handed over by an older sensor has no count: at least the outstanding ones were read.
+    unconfirmed_read = max(state.unconfirmed_read, still_unconfirmed)
     return {
         "verify": meta.get("verify"),
         "sample_size": meta.get("sample_size"),
@@ -178,14 +205,21 @@ def build_result(meta: Mapping[str, Any], state: VerificationState) -> dict[str,
         "fail_on_mismatch": meta.get("fail_on_mismatch"),
         "conn_id": meta.get("conn_id"),
         "channel": meta.get("channel"),
+        "read_mode": meta.get("read_mode") or "batch",
         "rows_written": meta.get("rows_written"),
         "rows_verified": state.verified,
         "rows_matching": state.matching,
         "pending": len(pending),
         "mismatch_count": len(confirmed),
-        "mismatches": [r.describe(state.last.get(r.key)) for r in confirmed[:MISMATCHES_CAP]],
+        "mismatches": _describe(confirmed[:MISMATCHES_CAP], state),
         "mismatches_truncated": len(confirmed) > MISMATCHES_CAP,
-        "pending_rows": [r.describe(state.last.get(r.key)) for r in pending[:PENDING_ROWS_CAP]],
+        "pending_rows": _describe(pending[:PENDING_ROWS_CAP], state),
+        "unconfirmed": {
+            "at_write": meta.get("unconfirmed_at_write"),
+            "read": unconfirmed_read,
+            "confirmed": unconfirmed_read - still_unconfirmed,
+            "still_unconfirmed": still_unconfirmed,
+        },
         "operations": _operations(meta.get("operations") or {}, state),
         "read_requests": state.requests,
         "checks": state.checks,
@@ -193,7 +227,7 @@ def build_result(meta: Mapping[str, Any], state: VerificationState) -> dict[str,
     }
 
 
-def _rows_text(entries: list[dict[str, Any]]) -> str:
+def _rows_text(entries: list[RowReport]) -> str:
     shown = "; ".join(
         f"{e['subscriber']} subscription {e['subscription']}: expected {e['expected']}, read {e['actual'] or 'nothing'}"
         f" (operation #{e['operation']}, {e['operationStatus']} at write)"
@@ -225,7 +259,7 @@ def canceled_message(summary: Mapping[str, Any]) -> str | None:
     )
 
 
-def mismatch_message(result: Mapping[str, Any]) -> str:
+def mismatch_message(result: ReadBackResult) -> str:
     """Message of a confirmed mismatch failure.
 
     :param result: the result from :func:`build_result`.
@@ -238,7 +272,7 @@ def mismatch_message(result: Mapping[str, Any]) -> str:
     )
 
 
-def timeout_message(result: Mapping[str, Any], timeout: float) -> str:
+def timeout_message(result: ReadBackResult, timeout: float) -> str:
     """Message of a timeout with rows still pending.
 
     :param result: the result from :func:`build_result`.
