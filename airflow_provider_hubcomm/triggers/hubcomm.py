@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -128,14 +127,14 @@ class BatchStatusTrigger(BaseTrigger):
         )
 
     def _hook(self) -> HubCommHook:
-        kwargs: dict[str, Any] = {
-            "async_transport": self._async_transport,
-            "requests_per_10s": self.requests_per_10s,
-            "rate_limit_share": self.rate_limit_share,
-        }
-        if "deadline" in inspect.signature(HubCommHook.__init__).parameters:
-            kwargs["deadline"] = self.deadline  # retries and Retry-After waits stop at the trigger's deadline
-        return HubCommHook(self.hubcomm_conn_id, **kwargs)
+        # The hook gets the trigger's deadline: its retries and Retry-After waits stop there too.
+        return HubCommHook(
+            self.hubcomm_conn_id,
+            async_transport=self._async_transport,
+            requests_per_10s=self.requests_per_10s,
+            rate_limit_share=self.rate_limit_share,
+            deadline=self.deadline,
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Check, sleep, repeat; yield one event. The hook's async client is closed in every case."""
