@@ -164,6 +164,23 @@ class JsonLinesSink:
         self._fh.write(_encode(record) + "\n")
         self.lines += 1
 
+    def discard(self) -> None:
+        """Close and delete what was written (a run refused before sending anything leaves no file behind).
+
+        A target the user named is not created; a local file is deleted, an object-storage file too.
+        """
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            doomed = self._partial or self._location
+            with contextlib.suppress(OSError):
+                if doomed is not None and not is_url(doomed):
+                    os.unlink(doomed)
+                elif doomed is not None:
+                    _object_path(doomed).unlink()
+        self._partial = self._location = None
+        self.target = None
+
     def close(self) -> str | None:
         """Flush, close and give a local file its final name; create the file first when the user named it.
 

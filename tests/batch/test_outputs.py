@@ -114,3 +114,21 @@ def test_make_private_dir_creates_every_missing_level_0700(tmp_path: Path) -> No
         assert stat.S_IMODE(level.stat().st_mode) == 0o700, level
     assert stat.S_IMODE(existing.stat().st_mode) == 0o755
     make_private_dir(str(target))  # idempotent
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_discard_leaves_nothing(tmp_path: Path, named: bool) -> None:
+    target = tmp_path / "failed.jsonl" if named else None
+    sink = JsonLinesSink(target, output_dir=str(tmp_path), kind="failed", name="d-t-r-try1")
+    sink.write({"row": 1, "subscriberIdString": "a@x.com"})
+    sink.discard()
+    assert list(tmp_path.iterdir()) == []
+    assert sink.close() is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_discard_of_an_object_storage_file(tmp_path: Path) -> None:
+    sink = JsonLinesSink(output_dir=f"file://{tmp_path}", kind="failed", name="d-t-r-try1")
+    sink.write({"row": 1})
+    sink.discard()
+    assert list(tmp_path.iterdir()) == []
