@@ -7,10 +7,24 @@ it runs with the fast suites.)
 
 from __future__ import annotations
 
+import copy
+import json
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.faults.harness import expire_old_access_tokens
+import pytest
+
+from tests.faults.harness import (
+    UNKNOWN_REASON,
+    RunResult,
+    Scenario,
+    check,
+    expire_old_access_tokens,
+    make_dataset,
+    preload,
+    read_jsonl,
+)
 from tests.testing.test_fake_auth import get_defs, refresh
 
 
@@ -51,3 +65,47 @@ def test_expired_tokens_are_not_counted_twice(hubcomm_fake_factory: Any) -> None
     issue(fake)
     assert expire_old_access_tokens(fake, min_age=0.0) == 1
     assert expire_old_access_tokens(fake, min_age=0.0) == 0
+
+
+def test_check_accepts_unknown_subscription_rows_failed_or_skipped(
+    hubcomm_fake_factory: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``check()`` takes the unknown-subscription rows failed (HubSpot's 207) or skipped by a preflight."""
+    from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+    from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+    fake = hubcomm_fake_factory()
+    ds = make_dataset(tmp_path / "consent.csv", 3000, seed=11)
+    assert ds.unknown_rows
+    preload(fake, ds)
+    monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", fake.connection_json(requests_per_10s=10_000))
+    failed_path = tmp_path / "failed.jsonl"
+    engine = BatchWriteEngine(
+        HubCommHook(), output_dir=str(tmp_path / "out"), failed_rows_path=str(failed_path), batch_size=500
+    )
+    summary = engine.run(str(ds.path))
+    scenario = Scenario("unit")
+    check(ds, fake, RunResult("success", 1.0, summary, {}), scenario)  # today: failed with HubSpot's reason
+
+    # The preflight contract: the same rows skipped with reason ``unknown_subscription`` before any write.
+    lines = read_jsonl(failed_path)
+    n = 0
+    for line in lines:
+        if line["row"] in ds.unknown_rows:
+            line.update(outcome="skipped", reason=UNKNOWN_REASON)
+            n += 1
+    assert n == len(ds.unknown_rows)
+    failed_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    skipped = copy.deepcopy(summary)
+    skipped["failed"] -= n
+    skipped["skipped"] += n
+    skipped["skipped_by_reason"][UNKNOWN_REASON] = n
+    check(ds, fake, RunResult("success", 1.0, skipped, {}), scenario)
+
+    # A known subscription's row skipped as unknown is a violation.
+    known_row = next(iter(ds.last_row.values()))
+    lines.append({"row": known_row, "outcome": "skipped", "reason": UNKNOWN_REASON, "input": {}})
+    failed_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    skipped["skipped_by_reason"][UNKNOWN_REASON] = n + 1
+    with pytest.raises(AssertionError, match="skipped unknown_subscription for a known subscription"):
+        check(ds, fake, RunResult("success", 1.0, skipped, {}), scenario)
