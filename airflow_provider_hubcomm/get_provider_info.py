@@ -32,7 +32,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "HubSpot Communication Preferences",
-                "python-modules": ["airflow_provider_hubcomm.operators.hubcomm"],
+                "python-modules": [
+                    "airflow_provider_hubcomm.operators.hubcomm",
+                    "airflow_provider_hubcomm.operators.batch",
+                ],
             }
         ],
         "sensors": [

@@ -47,10 +47,10 @@ from airflow_provider_hubcomm.batch.pipeline import SendPass
 from airflow_provider_hubcomm.batch.preflight import NamingValidator, Preflight, check_spool, refusal
 from airflow_provider_hubcomm.batch.reasons import Reason, classify_error
 from airflow_provider_hubcomm.batch.report import Progress, check_thresholds, log_summary, summary_text
-from airflow_provider_hubcomm.batch.rows import format_errors
 from airflow_provider_hubcomm.batch.single import DEFAULT_DAILY_REQUEST_BUDGET
 from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
 from airflow_provider_hubcomm.batch.summary import RunAccount
+from airflow_provider_hubcomm.batch.thresholds import check_ratio_option, check_validation
 from airflow_provider_hubcomm.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, MAX_BATCH_SIZE
 from airflow_provider_hubcomm.exceptions import (
     BatchAbortedError,
@@ -106,6 +106,9 @@ class BatchWriteEngine:
     :param max_failed_rows: raise :class:`~airflow_provider_hubcomm.exceptions.HubCommThresholdError` when
         more rows failed.
     :param max_failed_ratio: raise when ``failed / (written + failed)`` is larger (0 to 1).
+    :param max_invalid_ratio: raise before any write when ``invalid / rows read`` is larger (0 to 1); a run
+        whose every row is invalid always fails (:func:`~.thresholds.check_validation`).
+    :param output_name: the run's attempt in generated output file names (:func:`~.outputs.output_name`).
     :param file_format: input file format when the path does not tell (``csv``, ``jsonl``, ``json``,
         ``parquet``).
     :param extra_columns: ``"fail"`` (an unknown input column makes the row invalid) or ``"ignore"``.
@@ -132,6 +135,8 @@ class BatchWriteEngine:
         output_dir: Any = None,
         max_failed_rows: int | None = None,
         max_failed_ratio: float | None = None,
+        max_invalid_ratio: float | None = None,
+        output_name: str | None = None,
         file_format: str | None = None,
         extra_columns: Literal["fail", "ignore"] = "fail",
         progress_interval: float = PROGRESS_INTERVAL,
@@ -166,6 +171,8 @@ class BatchWriteEngine:
         self.file_format = file_format
         self.extra_columns = extra_columns
         self.progress_interval = progress_interval
+        self.max_invalid_ratio = check_ratio_option("max_invalid_ratio", max_invalid_ratio)
+        self.output_name = output_name
         self.on_missing_batch_scope = on_missing_batch_scope
         self.daily_request_budget = _int_option(
             "daily_request_budget", daily_request_budget, DEFAULT_DAILY_REQUEST_BUDGET, 1, 2**63
@@ -188,8 +195,12 @@ class BatchWriteEngine:
 
         started = time.monotonic()
         validator = NamingValidator(self.column_map, self.defaults, self.extra_columns, self.hook.subscription_catalog)
-        failed_sink = JsonLinesSink(self.failed_rows_path, output_dir=self.output_dir, kind="failed")
-        written_sink = None if self.dry_run else JsonLinesSink(output_dir=self.output_dir, kind="written")
+        failed_sink = JsonLinesSink(
+            self.failed_rows_path, output_dir=self.output_dir, kind="failed", name=self.output_name
+        )
+        written_sink = (
+            None if self.dry_run else JsonLinesSink(output_dir=self.output_dir, kind="written", name=self.output_name)
+        )
         account = RunAccount(failed_sink, written_sink, self.hook.redact)
         skip = self.on_invalid == "skip"
         requests0, retries0 = self._counters()
@@ -213,13 +224,11 @@ class BatchWriteEngine:
                 checked.invalid,
                 " (skipped)" if skip and checked.invalid else "",
             )
-            if checked.invalid and not skip:
-                raise HubCommValidationError(
-                    f"{checked.invalid} of {checked.rows_read} input rows are invalid; nothing was sent "
-                    f"(on_invalid='fail'; pass on_invalid='skip' to send the valid rows):\n"
-                    + format_errors(checked.errors, checked.invalid),
-                    [e.to_dict() for e in checked.errors],
-                )
+            try:
+                check_validation(checked, on_invalid=self.on_invalid, max_invalid_ratio=self.max_invalid_ratio)
+            except HubCommValidationError:
+                failed_sink.discard()  # a refused run leaves no file of e-mail addresses behind
+                raise
             assert spool is not None
             aborted = self._send(spool, account, size)
         except BaseException:

@@ -1,7 +1,9 @@
 """Check a file's header before its first row: a header that can never give a valid row fails at once.
 
 A CSV whose columns are all misnamed would otherwise make every row invalid (or, with only a header, read
-as zero rows and "succeed"); this names the file, the unknown columns and the allowed ones instead.
+as zero rows and "succeed"); this names the file, the unknown columns and the allowed ones instead. A
+``column_map`` key that is not a column of the file (a typo in the DAG) fails here too, naming the key, the
+file's columns and the argument ``column_map``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from airflow_provider_hubcomm.batch.rows import STATUS_STATE, SUBSCRIBER_ID_STRING, SUBSCRIPTION_ID, render_value
+from airflow_provider_hubcomm.batch.thresholds import unseen_columns_error
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 
 if TYPE_CHECKING:
@@ -21,13 +24,19 @@ _REQUIRED_COLUMNS = (SUBSCRIBER_ID_STRING, SUBSCRIPTION_ID, STATUS_STATE)
 
 
 def check_header(validator: RowValidator, name: str, columns: Sequence[str]) -> None:
-    """Raise when ``columns`` hold an unknown column (``extra_columns="fail"``) or lack a required field.
+    """Raise when the header cannot give a valid row, before the file's first row is read.
+
+    That is: a ``column_map`` key is not a column, a column is unknown (``extra_columns="fail"``), or a
+    required field has no column.
 
     :param validator: the run's row validator (its ``column_map``, ``defaults`` and ``extra_columns``).
     :param name: the file's name, for the message.
     :param columns: the header's column names.
     """
     present = set(columns)
+    unseen = [key for key in validator.column_map if key not in present]
+    if unseen:
+        raise unseen_columns_error(unseen, columns, f"the header (line 1) of {name}")
     errors: list[dict[str, object]] = []
     if validator.extra_columns == "fail":
         for column in columns:

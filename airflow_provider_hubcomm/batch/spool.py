@@ -11,6 +11,9 @@ only a row whose bit is already set (a repeat, or a bitmap collision) is entered
 row number). In the send pass a row is superseded when ``last`` holds its hash with a different row number.
 A bitmap collision only costs a dictionary entry; it cannot mark a row superseded. Two different keys with
 the same 64-bit hash would (probability about 3e-8 for a million distinct keys): accepted and documented.
+
+The pass also notes which ``column_map`` keys appeared in no row (:attr:`ValidationPass.columns_unseen`, a
+typo in the DAG): a check per row only until each key was seen once, so a normal run pays one falsy test.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ BLOCK_ROWS = 4096
 BITMAP_BITS = 26
 #: How many row errors the pass keeps for the error message (the rest are only counted).
 KEEP_ERROR_ROWS = 20
+#: How many distinct column names the pass remembers for messages (``columns_seen``).
+KEEP_COLUMNS = 64
 
 _WIDTH = 1 + len(WriteRow._fields)
 _make_row: Callable[[type[WriteRow], Iterable[Any]], WriteRow] = tuple.__new__
@@ -89,6 +94,9 @@ class ValidationPass:
     :param invalid: rows refused.
     :param errors: errors of the first refused rows (:data:`KEEP_ERROR_ROWS` rows at most).
     :param spool: the valid rows; ``None`` when the pass stopped spooling (``stop_at_invalid``).
+    :param columns_unseen: ``column_map`` keys that no row had as a column.
+    :param columns_seen: column names of the rows read while a ``column_map`` key was still unseen (at most
+        :data:`KEEP_COLUMNS`; for the message naming the unseen keys).
     """
 
     rows_read: int = 0
@@ -96,6 +104,8 @@ class ValidationPass:
     invalid: int = 0
     errors: list[RowError] = field(default_factory=list)
     spool: Spool | None = None
+    columns_unseen: set[str] = field(default_factory=set)
+    columns_seen: dict[str, None] = field(default_factory=dict)
 
 
 def validate_rows(
@@ -127,8 +137,15 @@ def validate_rows(
     append, extend = block.append, block.extend
     in_block = spooled = unspooled = invalid = 0
     spooling = True
+    unseen = result.columns_unseen
+    unseen.update(validator.column_map)
+    columns = result.columns_seen
     try:
         for row_number, raw in rows:
+            if unseen:
+                unseen.difference_update(raw.keys())
+                if len(columns) < KEEP_COLUMNS:
+                    columns.update(dict.fromkeys(str(k) for k in list(raw)[:KEEP_COLUMNS]))
             write = validate(row_number, raw)
             if write.__class__ is list:
                 invalid += 1

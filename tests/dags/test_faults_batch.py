@@ -6,6 +6,10 @@ One ``BatchWriteStatusesOperator`` task that reads its input file and output loc
 (``batch_size``, ``max_concurrency``, ``on_invalid``) come from ``HUBCOMM_FAULTS_*`` environment variables
 when the file is parsed, so a subprocess ``airflow dags test`` gets the same task as an in-process
 ``dag.test()`` (tests may also set the attributes of the in-memory task before calling ``dag.test()``).
+
+``on_invalid`` defaults to ``"skip"``: rows for a subscription the account does not define are reported
+skipped (``unknown_subscription``) by the definitions preflight and the valid rows are written, as a
+production sync of a dirty extract would be configured.
 """
 
 from __future__ import annotations
@@ -35,6 +39,6 @@ with DAG(
         failed_rows_path="{{ dag_run.conf['failed_rows_path'] }}",
         batch_size=int(os.environ.get("HUBCOMM_FAULTS_BATCH_SIZE", "500")),
         max_concurrency=int(os.environ.get("HUBCOMM_FAULTS_MAX_CONCURRENCY", "4")),
-        on_invalid=os.environ.get("HUBCOMM_FAULTS_ON_INVALID", "fail"),  # type: ignore[arg-type]
+        on_invalid=os.environ.get("HUBCOMM_FAULTS_ON_INVALID", "skip"),  # type: ignore[arg-type]
         retries=0,
     )

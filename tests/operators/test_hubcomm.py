@@ -97,12 +97,19 @@ class TestSetStatusOperator:
     @pytest.mark.parametrize(
         ("kwargs", "match"),
         [
-            ({"status": "subscribd"}, r"statusState.*allowed values: SUBSCRIBED, UNSUBSCRIBED, NOT_SPECIFIED"),
-            ({"subscription_id": "abc"}, r"subscriptionId"),
-            ({"channel": "SMS"}, r"channel.*allowed values: EMAIL"),
-            ({"legal_basis": "NON_GDPR"}, r"legalBasis and legalBasisExplanation must be given together"),
-            ({"legal_basis": "GDPR", "legal_basis_explanation": "x"}, r"legalBasis.*CONSENT_WITH_NOTICE"),
-            ({"subscriber_id": "not-an-email"}, r"subscriber_id: must be an e-mail address"),
+            (
+                {"status": "subscribd"},
+                r"status: invalid value 'subscribd'; allowed values \(any case\): "
+                r"SUBSCRIBED, UNSUBSCRIBED, NOT_SPECIFIED",
+            ),
+            ({"subscription_id": "-5"}, r"subscription_id: invalid value '-5': must be a subscription id"),
+            ({"subscription_id": 0}, r"subscription_id: invalid value 0"),
+            ({"subscription_id": True}, r"subscription_id: invalid value True"),
+            ({"status": None}, r"status: is required"),
+            ({"channel": "SMS"}, r"channel: invalid value 'SMS'; allowed values \(any case\): EMAIL$"),
+            ({"legal_basis": "NON_GDPR"}, r"legal_basis and legal_basis_explanation must be given together"),
+            ({"legal_basis": "GDPR", "legal_basis_explanation": "x"}, r"legal_basis: invalid value 'GDPR';.*CONSENT"),
+            ({"subscriber_id": "not-an-email"}, r"subscriber_id: invalid value 'not-an-email': must be an e-mail"),
         ],
     )
     def test_validation_happens_before_any_request(self, kwargs: dict[str, Any], match: str) -> None:
@@ -161,8 +168,10 @@ class TestUnsubscribeAllOperator:
     @pytest.mark.parametrize(
         ("kwargs", "match"),
         [
-            ({"channel": "sms"}, r"channel: invalid value 'sms'; allowed values: EMAIL"),
-            ({"business_unit_id": "brand-a"}, r"business_unit_id: invalid value 'brand-a'"),
+            ({"channel": "sms"}, r"channel: invalid value 'sms'; allowed values \(any case\): EMAIL"),
+            ({"business_unit_id": "brand-a"}, r"business_unit_id: invalid value 'brand-a': must be a brand id"),
+            ({"business_unit_id": -1}, r"business_unit_id: invalid value -1"),
+            ({"business_unit_id": 1.5}, r"business_unit_id: invalid value 1.5"),
             ({"subscriber_id": "nope"}, r"subscriber_id"),
         ],
     )

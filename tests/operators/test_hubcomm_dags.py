@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,32 @@ def test_modes(run_dag: Any, hubcomm_fake: Any, tmp_path: Path) -> None:
     (line,) = [json.loads(x) for x in Path(skipped["failed_rows_path"]).read_text().splitlines()]
     assert line["errors"][0]["field"] == "statusState"
     assert "SUBSCRIBED" in line["errors"][0]["allowed"]
+
+
+def test_default_outputs_go_to_a_private_run_folder(
+    run_dag: Any, hubcomm_fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17.7: without ``output_dir``, e-mail addresses land in ``<tmp>/hubcomm/<dag>/<run>/<task>`` (0700)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    rows = [{"subscriberIdString": "bad", "subscriptionId": 101, "statusState": "UNSUBSCRIBED"}]
+    rows += [
+        {"subscriberIdString": f"u{i}@example.com", "subscriptionId": 101, "statusState": "UNSUBSCRIBED"}
+        for i in range(5)
+    ]
+    run = run_dag(hubcomm_fake, "test_ops_outputs", {"rows": rows})
+    assert run.states == {"write": "success"}
+    summary = run.result("write")
+    assert (summary["written"], summary["skipped"]) == (5, 1)
+    (run_folder,) = (tmp_path / "hubcomm" / "test_ops_outputs").iterdir()
+    task_folder = run_folder / "write"
+    assert run_folder.name.startswith("manual__")
+    for level in (tmp_path / "hubcomm", tmp_path / "hubcomm" / "test_ops_outputs", run_folder, task_folder):
+        assert stat.S_IMODE(level.stat().st_mode) == 0o700, level
+    files = sorted(p.name for p in task_folder.iterdir())
+    assert summary["failed_rows_path"] == str(task_folder / next(f for f in files if "-failed-" in f))
+    assert not [f for f in files if f.endswith(".partial")]
+    lines = [json.loads(x) for x in Path(summary["failed_rows_path"]).read_text().splitlines()]
+    assert [(line["row"], line["outcome"]) for line in lines] == [(1, "skipped")]
+    assert all("-test_ops_outputs-write-manual__" in f and "-try1-" in f for f in files), files

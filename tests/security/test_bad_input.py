@@ -241,3 +241,60 @@ def test_operator_fails_before_sending_on_a_malformed_file(
         operator.execute({})  # type: ignore[arg-type]
     assert fake.counters.get("requests", 0) == 0
     assert not failed.exists()
+
+
+# -- config typos and all-invalid input (issue 17.6) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["in.csv", "in.csv.gz"])
+def test_column_map_typo_in_a_file_header_sends_nothing(fake: FakeHubSpot, tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    content = "email,sub,state\n" + "a@example.com,101,UNSUBSCRIBED\n" * 3
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(content.encode()))
+    else:
+        path.write_text(content, encoding="utf-8")
+    typo = {"e_mail": "subscriberIdString", "sub": "subscriptionId", "state": "statusState"}
+    err = run(path, column_map=typo, on_invalid="skip", extra_columns="ignore")
+    assert "column_map['e_mail']: no column 'e_mail' in the header (line 1)" in str(err)
+    assert str(path) in str(err)
+    assert_nothing_sent(fake, path)
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "expected"),
+    [
+        (
+            '{"email": "a@example.com", "sub": 101, "state": "UNSUBSCRIBED"}\n' * 3,
+            {
+                "column_map": {
+                    "email": "subscriberIdString",
+                    "sub": "subscriptionId",
+                    "state": "statusState",
+                    "basis": "legalBasis",
+                    "basis_text": "legalBasisExplanation",
+                }
+            },
+            "column_map['basis']: no column 'basis' in any of the 3 input rows",
+        ),
+        (
+            '{"subscriberIdString": "a@example.com", "subscriptionId": 101, "statusState": "maybe"}\n' * 3,
+            {"on_invalid": "skip"},
+            "all 3 input rows are invalid",
+        ),
+        (
+            '{"subscriberIdString": "a@example.com", "subscriptionId": 101, "statusState": "maybe"}\n'
+            + '{"subscriberIdString": "b@example.com", "subscriptionId": 101, "statusState": "SUBSCRIBED"}\n' * 3,
+            {"on_invalid": "skip", "max_invalid_ratio": 0.2},
+            "1 of 4 input rows are invalid (25.0%), more than max_invalid_ratio=0.2",
+        ),
+    ],
+)
+def test_typos_and_dirty_rows_send_nothing_and_leave_nothing(
+    fake: FakeHubSpot, tmp_path: Path, content: str, options: dict[str, Any], expected: str
+) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(content, encoding="utf-8")
+    err = run(path, **options)
+    assert expected in str(err)
+    assert_nothing_sent(fake, path)

@@ -1,0 +1,80 @@
+"""Base of the HubComm operators: the connection id, a lazily built hook and the task's deadline."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+__all__ = ["HubCommBaseOperator", "task_deadline"]
+
+
+def task_deadline(execution_timeout: Any, context: Context | dict[str, Any]) -> float | None:
+    """Return the epoch time by which the task must end (``execution_timeout`` after its start), or ``None``.
+
+    :param execution_timeout: the operator's ``execution_timeout`` (a ``timedelta``) or ``None``.
+    :param context: the task context; its ``ti.start_date`` is the start (now when it is missing).
+    """
+    if not isinstance(execution_timeout, timedelta):
+        return None
+    ti = context.get("ti")
+    start = getattr(ti, "start_date", None)
+    began = start.timestamp() if isinstance(start, datetime) else time.time()
+    return began + execution_timeout.total_seconds()
+
+
+class HubCommBaseOperator(BaseOperator):
+    """Base of the HubComm operators: the connection id and a lazily built hook.
+
+    ``__init__`` only stores arguments; the hook (and the connection lookup) is created on first use in
+    ``execute``. Tests may assign a pre-built hook: ``op.hook = HubCommHook(transport=...)``. When
+    ``execution_timeout`` is set, the hook gets the task's deadline: retries and ``Retry-After`` waits never
+    run past it.
+
+    :param hubcomm_conn_id: the ``hubcomm`` connection to use.
+    :param requests_per_10s: the account's rate budget, overriding the connection's ``requests_per_10s``.
+    :param rate_limit_share: the fraction of the budget this task may use (``0.25`` when four mapped tasks
+        run at once against the same HubSpot app: each task process has its own rate limiter).
+    """
+
+    ui_color = "#ff7a59"
+
+    def __init__(
+        self,
+        *,
+        hubcomm_conn_id: str = DEFAULT_CONN_ID,
+        requests_per_10s: int | None = None,
+        rate_limit_share: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.hubcomm_conn_id = hubcomm_conn_id
+        self.requests_per_10s = requests_per_10s
+        self.rate_limit_share = rate_limit_share
+        self._deadline: float | None = None
+
+    def _start(self, context: Context | dict[str, Any]) -> None:
+        """Note the task's deadline before the hook is built (call first in ``execute``)."""
+        self._deadline = task_deadline(self.execution_timeout, context)
+
+    @cached_property
+    def hook(self) -> HubCommHook:
+        """The hook for :attr:`hubcomm_conn_id` (imported here: DAG files that import this stay light)."""
+        from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+
+        return HubCommHook(
+            hubcomm_conn_id=self.hubcomm_conn_id,
+            requests_per_10s=self.requests_per_10s,
+            rate_limit_share=self.rate_limit_share,
+            deadline=self._deadline,
+        )
