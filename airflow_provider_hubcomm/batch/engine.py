@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
-__all__ = ["MAX_CONCURRENCY", "BatchAbortedError", "BatchWriteEngine", "summary_text"]
+__all__ = ["MAX_CONCURRENCY", "BatchAbortedError", "BatchWriteEngine", "int_option", "summary_text"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ MAX_CONCURRENCY = 32
 PROGRESS_INTERVAL = 10.0
 
 
-def _int_option(name: str, value: Any, default: int, low: int, high: int) -> int:
+def int_option(name: str, value: Any, default: int, low: int, high: int) -> int:
+    """Return a whole-number option (``default`` when ``None``), or raise naming it and its bounds."""
     if value is None:
         return default
     try:
@@ -154,8 +155,8 @@ class BatchWriteEngine:
         self.hook = hook
         self.column_map = column_map
         self.defaults = defaults
-        self.batch_size = _int_option("batch_size", batch_size, DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE)
-        self.max_concurrency = _int_option(
+        self.batch_size = int_option("batch_size", batch_size, DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE)
+        self.max_concurrency = int_option(
             "max_concurrency", max_concurrency, DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY
         )
         self.on_invalid = on_invalid
@@ -165,7 +166,7 @@ class BatchWriteEngine:
         self.failed_rows_path = failed_rows_path
         self.output_dir = output_dir
         self.max_failed_rows = (
-            None if max_failed_rows is None else _int_option("max_failed_rows", max_failed_rows, 0, 0, 2**63)
+            None if max_failed_rows is None else int_option("max_failed_rows", max_failed_rows, 0, 0, 2**63)
         )
         self.max_failed_ratio = None if max_failed_ratio is None else float(max_failed_ratio)
         self.file_format = file_format
@@ -174,7 +175,7 @@ class BatchWriteEngine:
         self.max_invalid_ratio = check_ratio_option("max_invalid_ratio", max_invalid_ratio)
         self.output_name = output_name
         self.on_missing_batch_scope = on_missing_batch_scope
-        self.daily_request_budget = _int_option(
+        self.daily_request_budget = int_option(
             "daily_request_budget", daily_request_budget, DEFAULT_DAILY_REQUEST_BUDGET, 1, 2**63
         )
         self._plan: dict[str, Any] = {"rows_to_send": 0, "chunks": 0}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_provider_hubcomm.operators.batch import BatchUnsubscribeAllOperator
 from airflow_provider_hubcomm.operators.hubcomm import (
     BatchWriteStatusesOperator,
     HubCommBaseOperator,
@@ -10,6 +11,7 @@ from airflow_provider_hubcomm.operators.hubcomm import (
 )
 
 __all__ = [
+    "BatchUnsubscribeAllOperator",
     "BatchWriteStatusesOperator",
     "HubCommBaseOperator",
     "SetStatusOperator",

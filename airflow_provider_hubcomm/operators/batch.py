@@ -1,4 +1,4 @@
-"""``BatchWriteStatusesOperator``: many subscription statuses from rows, a file or object storage."""
+"""Batch operators: statuses (``BatchWriteStatusesOperator``) and opt-outs from all e-mail, from any input."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from airflow_provider_hubcomm.operators._base import HubCommBaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["BatchWriteStatusesOperator", "run_names"]
+__all__ = ["BatchUnsubscribeAllOperator", "BatchWriteStatusesOperator", "run_names", "run_outputs"]
 
 
 def run_names(context: Context | dict[str, Any]) -> tuple[str, str, str, int] | None:
@@ -30,6 +30,23 @@ def run_names(context: Context | dict[str, Any]) -> tuple[str, str, str, int] | 
     if isinstance(map_index, int) and map_index >= 0:
         task_id = f"{task_id}.{map_index}"
     return str(dag_id), str(task_id), str(run_id), try_number
+
+
+def run_outputs(context: Context | dict[str, Any], output_dir: Any) -> tuple[Any, str | None]:
+    """Return ``(output_dir, output_name)`` of a task run: the per-run private folder unless one was given.
+
+    :param context: the task context.
+    :param output_dir: the operator's ``output_dir`` (``None``: the default per-run folder).
+    """
+    from airflow_provider_hubcomm.batch.outputs import default_output_dir, make_private_dir, output_name
+
+    names = run_names(context)
+    if names is None:
+        return output_dir, None
+    dag_id, task_id, run_id, try_number = names
+    if output_dir is None:
+        output_dir = make_private_dir(default_output_dir(dag_id, run_id, task_id))
+    return output_dir, output_name(dag_id, task_id, run_id, try_number)
 
 
 class BatchWriteStatusesOperator(HubCommBaseOperator):
@@ -164,7 +181,6 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
 
     def _engine_options(self, context: Context | dict[str, Any]) -> dict[str, Any]:
         """Return the engine's keyword arguments: the operator's, plus the run's output folder and names."""
-        from airflow_provider_hubcomm.batch.outputs import default_output_dir, make_private_dir, output_name
         from airflow_provider_hubcomm.batch.thresholds import check_ratio_option
 
         if self.on_missing_batch_scope not in ("single", "fail"):
@@ -191,12 +207,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         }
         if self.daily_request_budget is not None:
             options["daily_request_budget"] = self.daily_request_budget
-        names = run_names(context)
-        if names is not None:
-            dag_id, task_id, run_id, try_number = names
-            if self.output_dir is None:
-                options["output_dir"] = make_private_dir(default_output_dir(dag_id, run_id, task_id))
-            options["output_name"] = output_name(dag_id, task_id, run_id, try_number)
+        options["output_dir"], options["output_name"] = run_outputs(context, self.output_dir)
         return options
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -215,5 +226,173 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
             raise
         finally:
             self.hook.close()
+        record_outlet_events(self.outlets, context, summary)
+        return summary
+
+
+class BatchUnsubscribeAllOperator(HubCommBaseOperator):
+    """Opt many contacts out of all e-mail of a brand: a GDPR erasure or suppression list from a warehouse extract.
+
+    The input is any input ``BatchWriteStatusesOperator`` takes (XCom rows, CSV/JSONL/JSON/Parquet files,
+    ``ObjectStoragePath``); each row's ``subscriber_column`` holds the e-mail address, other columns are
+    ignored. Every row is checked before the first request (``on_invalid``, ``max_invalid_ratio``; a
+    ``subscriber_column`` no row has fails), duplicates (case-insensitive) are skipped, and the addresses go out
+    in chunks through ``POST /communication-preferences/{api_version}/statuses/batch/unsubscribe-all`` for
+    ``business_unit_id``, concurrently, rate-limited and retried. Per-row accounting, thresholds, the
+    failed-rows file, dry run, "too large" halving, ``PENDING`` answers counted ``unconfirmed`` and the
+    single-call fallback on ``403 MISSING_SCOPES`` (within the daily request budget) work as for batch writes
+    (:mod:`airflow_provider_hubcomm.batch.optout`). ``BatchStatusSensor`` verifies the result by reading the
+    opt-out-of-all statuses back (``batch/unsubscribe-all/read``).
+
+    .. code-block:: python
+
+        erase = BatchUnsubscribeAllOperator(task_id="erase", inputs=extract_erasure_requests(), business_unit_id=0)
+        BatchStatusSensor(task_id="prove", batch=erase.output, verify="all")
+
+    :param inputs: the rows (templated; an ``XComArg`` works).
+    :param subscriber_column: the column holding the e-mail address (templated).
+    :param business_unit_id: the brand to opt out of; ``None``: the connection's ``business_unit_id``, else the
+        account's default brand ``0`` (templated).
+    :param verbose: ask HubSpot to list every status it changed (bigger answers; nothing more is stored).
+    :param batch_size: subscribers per request (default 100).
+    :param max_concurrency: requests in flight at once (default 4).
+    :param on_invalid: ``"fail"`` (nothing is sent when a row is invalid) or ``"skip"``.
+    :param max_invalid_ratio: fail before any request when ``invalid / rows read`` is larger (0 to 1).
+    :param dry_run: check and report what would be sent; send nothing.
+    :param failed_rows_path: where to write the failed and invalid rows as JSON lines (templated).
+    :param output_dir: directory for generated output files (templated); default: a private per-run folder.
+        The files hold e-mail addresses: treat them as personal data.
+    :param max_failed_rows: fail the task when more rows failed.
+    :param max_failed_ratio: fail the task when ``failed / (written + failed)`` is larger (0 to 1).
+    :param on_missing_batch_scope: ``"single"`` (default: one request per row) or ``"fail"``.
+    :param daily_request_budget: requests the single-call fallback may use (default 250,000).
+    :param file_format: input format when the path does not tell (templated).
+    :param hubcomm_conn_id: the ``hubcomm`` connection to use.
+    """
+
+    template_fields: Sequence[str] = (
+        "inputs",
+        "subscriber_column",
+        "business_unit_id",
+        "failed_rows_path",
+        "output_dir",
+        "file_format",
+    )
+    template_fields_renderers = {"inputs": "json"}
+
+    def __init__(
+        self,
+        *,
+        inputs: Any,
+        subscriber_column: str = "subscriberIdString",
+        business_unit_id: int | str | None = None,
+        verbose: bool = False,
+        batch_size: int | None = None,
+        max_concurrency: int | None = None,
+        on_invalid: Literal["fail", "skip"] = "fail",
+        max_invalid_ratio: float | None = None,
+        dry_run: bool = False,
+        failed_rows_path: Any = None,
+        output_dir: Any = None,
+        max_failed_rows: int | None = None,
+        max_failed_ratio: float | None = None,
+        on_missing_batch_scope: Literal["single", "fail"] = "single",
+        daily_request_budget: int | None = None,
+        file_format: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.inputs = inputs
+        self.subscriber_column = subscriber_column
+        self.business_unit_id = business_unit_id
+        self.verbose = verbose
+        self.batch_size = batch_size
+        self.max_concurrency = max_concurrency
+        self.on_invalid = on_invalid
+        self.max_invalid_ratio = max_invalid_ratio
+        self.dry_run = dry_run
+        self.failed_rows_path = failed_rows_path
+        self.output_dir = output_dir
+        self.max_failed_rows = max_failed_rows
+        self.max_failed_ratio = max_failed_ratio
+        self.on_missing_batch_scope = on_missing_batch_scope
+        self.daily_request_budget = daily_request_budget
+        self.file_format = file_format
+
+    def _business_unit(self) -> int:
+        value = self.business_unit_id
+        if value is None or value == "":
+            return self.hook.config.business_unit_id or 0
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            unit = int(value)
+        except (TypeError, ValueError):
+            unit = -1
+        if unit < 0:
+            raise HubCommConfigError(f"business_unit_id must be a whole number >= 0, got {value!r}")
+        return unit
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Check every row, send the opt-outs, and return the run summary (pushed as ``summary`` on failure)."""
+        from airflow_provider_hubcomm.assets import record_outlet_events
+        from airflow_provider_hubcomm.batch.engine import MAX_CONCURRENCY, int_option
+        from airflow_provider_hubcomm.batch.optout import BatchUnsubscribeAllRun
+        from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
+        from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
+        from airflow_provider_hubcomm.batch.report import check_thresholds, log_summary
+        from airflow_provider_hubcomm.batch.single import DEFAULT_DAILY_REQUEST_BUDGET
+        from airflow_provider_hubcomm.batch.sources import iter_rows
+        from airflow_provider_hubcomm.batch.thresholds import check_ratio_option
+        from airflow_provider_hubcomm.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, MAX_BATCH_SIZE
+
+        if self.on_invalid not in ("fail", "skip") or self.on_missing_batch_scope not in ("single", "fail"):
+            raise HubCommConfigError(
+                f"on_invalid must be 'fail' or 'skip' and on_missing_batch_scope 'single' or 'fail', got "
+                f"{self.on_invalid!r} and {self.on_missing_batch_scope!r}"
+            )
+        output_dir, name = run_outputs(context, self.output_dir)
+        self._start(context)
+        unit = self._business_unit()
+        failed = JsonLinesSink(self.failed_rows_path, output_dir=output_dir, kind="failed", name=name)
+        written = None if self.dry_run else JsonLinesSink(output_dir=output_dir, kind="written", name=name)
+        account = OptOutAccount(self.hook, failed, written, unit)
+        run = BatchUnsubscribeAllRun(
+            self.hook,
+            (failed, written),
+            subscriber_column=self.subscriber_column,
+            business_unit_id=unit,
+            verbose=bool(self.verbose),
+            batch_size=int_option("batch_size", self.batch_size, DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE),
+            max_concurrency=int_option(
+                "max_concurrency", self.max_concurrency, DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY
+            ),
+            on_invalid=self.on_invalid,
+            max_invalid_ratio=check_ratio_option("max_invalid_ratio", self.max_invalid_ratio),
+            dry_run=bool(self.dry_run),
+            on_missing_batch_scope=self.on_missing_batch_scope,
+            daily_request_budget=self.daily_request_budget or DEFAULT_DAILY_REQUEST_BUDGET,
+        )
+        summary: dict[str, Any] | None = None
+        try:
+            summary = run.run(iter_rows(self.inputs, file_format=self.file_format), account)
+        except HubCommError as err:
+            summary = getattr(err, "summary", None)
+            if summary is None:
+                failed.discard()
+            raise
+        finally:
+            paths = {"failed_rows_path": failed.close(), "written_rows_path": written.close() if written else None}
+            if summary is not None:
+                summary.update(paths)
+                log_summary(summary)
+                if summary.get("aborted_by"):
+                    context["ti"].xcom_push(key="summary", value=summary)
+            self.hook.close()
+        try:
+            check_thresholds(summary, self.max_failed_rows, self.max_failed_ratio)
+        except HubCommError:
+            context["ti"].xcom_push(key="summary", value=summary)
+            raise
         record_outlet_events(self.outlets, context, summary)
         return summary

@@ -27,11 +27,25 @@ from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommAuthError, HubCommNotFoundError
 from airflow_provider_hubcomm.readback.errors import UnreadableRowsError
-from airflow_provider_hubcomm.readback.rows import DEFAULT_READ_BATCH_SIZE, Key, Row, iter_blocks
+from airflow_provider_hubcomm.readback.rows import (
+    DEFAULT_READ_BATCH_SIZE,
+    OPTED_OUT,
+    Key,
+    Row,
+    iter_blocks,
+    wide_brand,
+    wide_code,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-    from airflow_provider_hubcomm.models import BatchReadResponse, StatusResponse
+    from airflow_provider_hubcomm.models import (
+        BatchReadResponse,
+        BatchWideReadResponse,
+        PublicWideStatus,
+        StatusResponse,
+        WideStatusResponse,
+    )
     from airflow_provider_hubcomm.readback.state import VerificationState
     from airflow_provider_hubcomm.readback.types import ReadMode
 
@@ -96,7 +110,9 @@ def plan_reads(
     listed: list[Row] = list(rows)
     unknown: dict[int, list[Row]] = {}
     for index, row in enumerate(listed):
-        brand = brands.brand_of(row.subscription)
+        brand = wide_brand(row.subscription)
+        if brand is None:
+            brand = brands.brand_of(row.subscription)
         if brand is None:
             unknown.setdefault(row.subscription, []).append(row)
             continue
@@ -241,12 +257,48 @@ def actuals_from_single(subscriber: str, response: StatusResponse | None) -> dic
     return actual
 
 
+def _opted_out(statuses: Iterable[PublicWideStatus], brand: int) -> bool:
+    """Whether one of a subscriber's wide statuses opts it out of all e-mail of ``brand`` (or of the portal)."""
+    for wide in statuses:
+        if (wide.status or "").upper() != OPTED_OUT:
+            continue
+        if (wide.wide_status_type or "").upper() == "PORTAL_WIDE" or (wide.business_unit_id or 0) == brand:
+            return True
+    return False
+
+
+def actuals_from_wide(request: ReadRequest, response: BatchWideReadResponse) -> dict[Key, str]:
+    """Map the opt-out rows of ``request`` to ``UNSUBSCRIBED`` where HubSpot reports them opted out of all.
+
+    :param request: a read of opt-out rows (one brand).
+    :param response: the ``batch/unsubscribe-all/read`` answer.
+    """
+    out: dict[Key, str] = {}
+    code = wide_code(request.brand)
+    for entry in response.results:
+        if _opted_out(entry.wide_statuses, request.brand):
+            out[((entry.subscriber_id_string or "").strip().lower(), code)] = OPTED_OUT
+    return out
+
+
+def actuals_from_wide_single(subscriber: str, brand: int, response: WideStatusResponse | None) -> dict[Key, str]:
+    """Map one ``GET /statuses/{subscriber}/unsubscribe-all`` answer (``None``: not found).
+
+    :param subscriber: the subscriber read.
+    :param brand: the brand of the opt-out.
+    :param response: the answer.
+    """
+    if response is None or not _opted_out(response.results, brand):
+        return {}
+    return {(subscriber.strip().lower(), wide_code(brand)): OPTED_OUT}
+
+
 def is_missing_scopes(err: BaseException) -> bool:
     """Whether ``err`` is HubSpot's ``403 MISSING_SCOPES`` (no batch scopes on the account's tier).
 
     :param err: an exception raised by the hook.
     """
-    return isinstance(err, HubCommAuthError) and err.status_code == 403 and err.category == "MISSING_SCOPES"
+    return isinstance(err, HubCommAuthError) and err.missing_scopes
 
 
 class StatusReader:
@@ -289,19 +341,26 @@ def read_sync(hook: HubCommHook, reader: StatusReader, request: ReadRequest) -> 
     :param reader: the read mode.
     :param request: the request.
     """
+    wide = bool(request.rows) and wide_brand(request.rows[0].subscription) is not None
+    ids, channel, brand = request.subscriber_ids, reader.channel, request.brand
     if reader.mode == "batch":
         try:
-            answer = hook.batch_read(request.subscriber_ids, channel=reader.channel, business_unit_id=request.brand)
-            return actuals_from_response(answer)
+            if wide:
+                return actuals_from_wide(request, hook.batch_read_wide(ids, channel=channel, business_unit_id=brand))
+            return actuals_from_response(hook.batch_read(ids, channel=channel, business_unit_id=brand))
         except HubCommAPIError as err:
             if not reader.fall_back(err):
                 raise
     actual: dict[Key, str] = {}
-    for sub in request.subscriber_ids:
+    for sub in ids:
         try:
-            single = hook.get_statuses(sub, channel=reader.channel, business_unit_id=request.brand)
+            if wide:
+                found = hook.get_unsubscribe_all_status(sub, channel=channel, business_unit_id=brand)
+                actual.update(actuals_from_wide_single(sub, brand, found))
+                continue
+            single = hook.get_statuses(sub, channel=channel, business_unit_id=brand)
         except HubCommNotFoundError:
-            single = None
+            continue
         actual.update(actuals_from_single(sub, single))
     return actual
 
@@ -313,20 +372,26 @@ async def read_async(hook: HubCommHook, reader: StatusReader, request: ReadReque
     :param reader: the read mode.
     :param request: the request.
     """
+    wide = bool(request.rows) and wide_brand(request.rows[0].subscription) is not None
+    ids, channel, brand = request.subscriber_ids, reader.channel, request.brand
     if reader.mode == "batch":
         try:
-            answer = await hook.abatch_read(
-                request.subscriber_ids, channel=reader.channel, business_unit_id=request.brand
-            )
-            return actuals_from_response(answer)
+            if wide:
+                answer = await hook.abatch_read_wide(ids, channel=channel, business_unit_id=brand)
+                return actuals_from_wide(request, answer)
+            return actuals_from_response(await hook.abatch_read(ids, channel=channel, business_unit_id=brand))
         except HubCommAPIError as err:
             if not reader.fall_back(err):
                 raise
     actual: dict[Key, str] = {}
-    for sub in request.subscriber_ids:
+    for sub in ids:
         try:
-            single = await hook.aget_statuses(sub, channel=reader.channel, business_unit_id=request.brand)
+            if wide:
+                found = await hook.aget_unsubscribe_all_status(sub, channel=channel, business_unit_id=brand)
+                actual.update(actuals_from_wide_single(sub, brand, found))
+                continue
+            single = await hook.aget_statuses(sub, channel=channel, business_unit_id=brand)
         except HubCommNotFoundError:
-            single = None
+            continue
         actual.update(actuals_from_single(sub, single))
     return actual

@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_SAMPLE_SIZE",
     "INLINE_ROWS_MAX",
     "MISMATCH_CONFIRMATIONS",
+    "OPTED_OUT",
     "VERIFY_MODES",
     "Key",
     "Row",
@@ -38,6 +39,8 @@ __all__ = [
     "parse_summary",
     "rows_to_check",
     "select_rows",
+    "wide_brand",
+    "wide_code",
 ]
 
 VERIFY_MODES: Final = ("all", "sample", "none")
@@ -57,6 +60,24 @@ BLOCK_SIZE: Final = 5000
 
 
 Key = tuple[str, int]
+#: What an opt-out row (``BatchUnsubscribeAllOperator``) expects to read back: opted out of all e-mail.
+OPTED_OUT: Final = "UNSUBSCRIBED"
+
+
+def wide_code(brand: int) -> int:
+    """Return the pseudo subscription id of "all e-mail of ``brand``" (negative: never a real subscription).
+
+    :param brand: the brand (``businessUnitId``).
+    """
+    return -(brand + 1)
+
+
+def wide_brand(subscription: int) -> int | None:
+    """Return the brand of an opt-out row's pseudo subscription id, or ``None`` for a real subscription.
+
+    :param subscription: a row's ``subscription``.
+    """
+    return -subscription - 1 if subscription < 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +107,14 @@ class Row:
         :param record: one JSON-lines record or ``written_rows`` entry.
         """
         try:
+            if "subscriptionId" not in record and "businessUnitId" in record:  # an opt-out of all e-mail
+                return cls(
+                    str(record["subscriberIdString"]).strip(),
+                    wide_code(int(record["businessUnitId"])),
+                    OPTED_OUT,
+                    int(record.get("operation", -1)),
+                    str(record.get("operationStatus") or COMPLETE).upper(),
+                )
             return cls(
                 str(record["subscriberIdString"]).strip(),
                 int(record["subscriptionId"]),
@@ -101,9 +130,10 @@ class Row:
 
         :param actual: the status last read back (``None``: not read or not found).
         """
+        brand = wide_brand(self.subscription)
         return {
             "subscriber": self.subscriber,
-            "subscription": self.subscription,
+            "subscription": self.subscription if brand is None else f"all e-mail of brand {brand}",
             "expected": self.expected,
             "actual": actual,
             "operation": self.operation,

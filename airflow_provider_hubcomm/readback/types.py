@@ -48,7 +48,7 @@ class RowReport(TypedDict):
     """One row in ``mismatches`` / ``pending_rows``."""
 
     subscriber: str
-    subscription: int
+    subscription: int | str
     expected: str
     actual: str | None
     operation: int
