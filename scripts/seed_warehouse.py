@@ -36,7 +36,7 @@ from typing import Any
 SMALL_TABLE = "contact_consent"
 LARGE_TABLE = "contact_consent_large"
 COLUMNS = ("email", "subscription_id", "consent_status", "legal_basis", "legal_basis_explanation", "updated_at")
-#: The fake HubSpot's default subscription ids; 999 exists in no portal (HubSpot answers 404 for it).
+#: The fake HubSpot's default subscription ids; 999 exists in no portal (reported before any write).
 SUBSCRIPTION_IDS = (101, 102, 103)
 UNKNOWN_SUBSCRIPTION_ID = 999
 STATUSES = ("SUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED")

@@ -101,8 +101,8 @@ def task_states(dr: Any) -> dict[Any, str]:
         }
 
 
-def _valid(row: tuple[Any, ...]) -> tuple[str, int, str] | None:
-    """Independent re-statement of the input rules: the row's (email, subscription, status), or None if invalid."""
+def _valid(row: tuple[Any, ...]) -> tuple[str, int, str, bool] | None:
+    """Independent re-statement of the input rules: (email, subscription, status, has legal basis), or None."""
     from airflow_provider_hubcomm.models import is_valid_email
 
     email, sid, status, basis, explanation = row
@@ -116,20 +116,28 @@ def _valid(row: tuple[Any, ...]) -> tuple[str, int, str] | None:
         return None
     if basis is not None and (basis.strip().upper() not in LEGAL_BASES or not explanation):
         return None
-    return email.strip(), sid, status.strip().upper()
+    return email.strip(), sid, status.strip().upper(), basis is not None
 
 
 class Expected:
     """What a sync of ``table`` must do, computed from the warehouse alone (not from the provider's code).
 
-    Valid rows: last one (by ``updated_at``, ``id``) wins per (lower-cased e-mail, subscription). Against
-    HubSpot's state before the run (``before``; a status never set reads ``NOT_SPECIFIED``): the same status
-    is ``unchanged``; ``SUBSCRIBED`` over ``UNSUBSCRIBED`` is ``resubscribe_not_allowed``; an unknown
-    subscription fails; the rest is written.
+    Valid rows: last one (by ``updated_at``, ``id``) wins per (lower-cased e-mail, subscription). A row of a
+    subscription the account does not define is skipped ``unknown_subscription`` before any write (the
+    definitions preflight; duplicates of it are duplicates first). Against HubSpot's state before the run
+    (``before``; a status never set reads ``NOT_SPECIFIED``): the same status is ``unchanged``; ``SUBSCRIBED``
+    over ``UNSUBSCRIBED`` is ``resubscribe_not_allowed``; with ``legal_basis_required`` (an account with
+    GDPR settings on) a write without a legal basis fails; the rest is written.
     """
 
     def __init__(
-        self, db: Path, table: str, subscriptions: set[int], before: dict[tuple[str, int], str] | None = None
+        self,
+        db: Path,
+        table: str,
+        subscriptions: set[int],
+        before: dict[tuple[str, int], str] | None = None,
+        *,
+        legal_basis_required: bool = False,
     ) -> None:
         before = before or {}
         with sqlite3.connect(db) as conn:
@@ -142,24 +150,28 @@ class Expected:
         valid = [v for v in map(_valid, rows) if v is not None]
         self.invalid = self.rows_read - len(valid)
         desired: dict[tuple[str, int], str] = {}
-        for email, sid, status in valid:
+        basis: dict[tuple[str, int], bool] = {}
+        for email, sid, status, has_basis in valid:
             desired[(email.lower(), sid)] = status
+            basis[(email.lower(), sid)] = has_basis
         self.duplicate = len(valid) - len(desired)
-        self.unchanged = self.resubscribe = self.written = self.failed = 0
+        self.unchanged = self.resubscribe = self.written = self.failed = self.unknown = 0
         self.final = dict(before)
         for key, status in desired.items():
             current = before.get(key, "NOT_SPECIFIED")
             if key[1] not in subscriptions:
-                self.failed += 1
+                self.unknown += 1
             elif status == current:
                 self.unchanged += 1
             elif status == "SUBSCRIBED" and current == "UNSUBSCRIBED":
                 self.resubscribe += 1
+            elif legal_basis_required and not basis[key]:
+                self.failed += 1
             else:
                 self.written += 1
                 self.final[key] = status
         self.desired = desired
-        self.skipped = self.invalid + self.duplicate + self.unchanged + self.resubscribe
+        self.skipped = self.invalid + self.duplicate + self.unchanged + self.resubscribe + self.unknown
 
     def final_state_mismatches(self, snapshot: dict[tuple[str, int], str]) -> dict[tuple[str, int], tuple[str, str]]:
         """Keys whose status in the fake differs from the expected final state (never set = NOT_SPECIFIED)."""
@@ -177,6 +189,7 @@ class Expected:
         assert summary["skipped_by_reason"]["duplicate"] == self.duplicate
         assert summary["skipped_by_reason"]["unchanged"] == self.unchanged
         assert summary["skipped_by_reason"]["resubscribe_not_allowed"] == self.resubscribe
+        assert summary["skipped_by_reason"].get("unknown_subscription", 0) == self.unknown
         assert summary["unchanged"] == self.unchanged
         assert (summary["written"], summary["failed"], summary["skipped"]) == (
             self.written,

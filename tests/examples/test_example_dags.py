@@ -66,7 +66,7 @@ def test_consent_sync_from_warehouse(examples_env, seed_module, hubcomm_fake_fac
     for (email, sid), status in before.items():
         fake.set_state(email, sid, status)
     expected = Expected(db, "contact_consent", SUBSCRIPTIONS, before)
-    for count in ("invalid", "duplicate", "failed", "resubscribe", "unchanged"):
+    for count in ("invalid", "duplicate", "unknown", "resubscribe", "unchanged"):
         assert getattr(expected, count) > 0, f"the test data must exercise {count}"
 
     module = load_example("consent_sync_from_warehouse")
@@ -88,7 +88,8 @@ def test_consent_sync_from_warehouse(examples_env, seed_module, hubcomm_fake_fac
     assert summary["rows_read"] == sum(manifest["rows"].values()) - manifest["rows"].get("contact_consent_large", 0)
     assert fake.counters.get("injected_5xx", 0) > 0, "the run must have met (and survived) injected 5xx answers"
     assert summary["retries"] >= 1
-    assert summary["failed_by_reason"] == {"OBJECT_NOT_FOUND: Subscription 999 does not exist": expected.failed}
+    assert summary["failed"] == expected.failed == 0
+    assert summary["failed_by_reason"] == {}
 
     verification = results["verify_in_hubspot"]
     assert verification["pending"] == 0
@@ -110,29 +111,34 @@ def test_consent_sync_from_warehouse(examples_env, seed_module, hubcomm_fake_fac
     assert re.search(rf"^\s+{expected.invalid:,}\s+invalid$", text, flags=re.M)
     assert re.search(rf"^\s+{expected.duplicate:,}\s+duplicate$", text, flags=re.M)
     assert re.search(rf"^\s+{expected.resubscribe:,}\s+resubscribe_not_allowed$", text, flags=re.M)
-    assert re.search(rf"^\s+{expected.failed:,}\s+OBJECT_NOT_FOUND: Subscription 999 does not exist$", text, flags=re.M)
+    assert re.search(rf"^\s+{expected.unknown:,}\s+unknown_subscription$", text, flags=re.M)
     assert "verification:  OK (sample)" in text
     assert json.loads((out / "summary.json").read_text())["written"] == expected.written
 
-    # The failed-rows file was copied next to the report: the unknown-subscription failures and the rows
-    # skipped because they would have re-subscribed someone (invalid rows are listed there too).
+    # The failed-rows file was copied next to the report: rows skipped as invalid, for an unknown subscription
+    # (reported before any write) or because they would have re-subscribed someone.
     failed_rows = [json.loads(line) for line in Path(report["failed_rows_file"]).read_text().splitlines()]
-    outcomes = {}
+    reasons: dict[str, int] = {}
     for entry in failed_rows:
-        outcomes[entry["outcome"]] = outcomes.get(entry["outcome"], 0) + 1
-    assert outcomes.get("failed") == expected.failed
+        reasons[entry.get("reason") or entry["outcome"]] = reasons.get(entry.get("reason") or entry["outcome"], 0) + 1
+    assert reasons.get("unknown_subscription") == expected.unknown
+    assert reasons.get("resubscribe_not_allowed") == expected.resubscribe
+    assert "failed" not in reasons
     assert Path(report["failed_rows_file"]).parent == out
     assert seconds < 60, f"took {seconds:.1f} s"
 
 
 def test_consent_sync_reports_a_failed_write(examples_env, seed_module, hubcomm_fake_factory, monkeypatch):
-    """Over max_failed_ratio the write fails, the verification is skipped, and the report still tells why."""
+    """Over max_failed_ratio the write fails, the verification is skipped, and the report still tells why.
+
+    The account requires a legal basis (GDPR settings on): HubSpot refuses, per input, every write without one.
+    """
     db = examples_env / "warehouse.db"
     seed_module.seed(db, contacts=300)
     use_warehouse(monkeypatch, db)
-    fake = hubcomm_fake_factory(**FAKE_KNOBS)
+    fake = hubcomm_fake_factory(**FAKE_KNOBS, require_legal_basis=True)
     use_fake(monkeypatch, fake)
-    expected = Expected(db, "contact_consent", SUBSCRIPTIONS)
+    expected = Expected(db, "contact_consent", SUBSCRIPTIONS, legal_basis_required=True)
     assert expected.failed / (expected.written + expected.failed) > 0.001
     monkeypatch.setenv("HUBCOMM_MAX_FAILED_RATIO", "0.001")
     module = load_module(EXAMPLES / "consent_sync_from_warehouse.py", "hubcomm_example_strict_consent_sync")
