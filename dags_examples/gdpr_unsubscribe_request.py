@@ -14,6 +14,14 @@ Trigger it with::
 
     airflow dags trigger gdpr_unsubscribe_request --conf '{"subscriber": "jane@example.com"}'
 
+The same file holds the bulk version, ``gdpr_bulk_unsubscribe``: a suppression or erasure list from a warehouse
+extract (a CSV/JSONL/Parquet file or object-storage path with an ``email`` column) opted out of all e-mail with
+:class:`~airflow_provider_hubcomm.operators.BatchUnsubscribeAllOperator` (chunked, rate-limited, retried, every
+row accounted for; single calls when the account has no batch scopes), then proven by
+:class:`~airflow_provider_hubcomm.sensors.BatchStatusSensor`, which reads every opt-out back::
+
+    airflow dags trigger gdpr_bulk_unsubscribe --conf '{"erasure_list": "s3://aws_default@bucket/erasure.csv"}'
+
 Environment variables (optional): ``HUBCOMM_CONN_ID`` (default ``hubcomm_default``).
 """
 
@@ -27,9 +35,11 @@ from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-from airflow_provider_hubcomm.operators import UnsubscribeAllOperator
+from airflow_provider_hubcomm.operators import BatchUnsubscribeAllOperator, UnsubscribeAllOperator
+from airflow_provider_hubcomm.sensors import BatchStatusSensor
 
 DAG_ID = "gdpr_unsubscribe_request"
+BULK_DAG_ID = "gdpr_bulk_unsubscribe"
 HUBCOMM_CONN_ID = os.environ.get("HUBCOMM_CONN_ID", "hubcomm_default")
 
 
@@ -122,3 +132,42 @@ with DAG(
     # [END howto_hubcomm_prove_unsubscribed]
 
     unsubscribe >> proof
+
+
+with DAG(
+    dag_id=BULK_DAG_ID,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["example", "hubspot", "gdpr"],
+    doc_md=__doc__,
+    render_template_as_native_obj=True,
+    params={
+        "erasure_list": Param(
+            type="string",
+            title="Erasure list",
+            description="Path or URL of a CSV/JSONL/Parquet file with an 'email' column.",
+        ),
+        "business_unit_id": Param(None, type=["null", "integer"], title="Brand (business unit id)"),
+    },
+) as bulk_dag:
+    # [START howto_hubcomm_batch_unsubscribe_all]
+    erase = BatchUnsubscribeAllOperator(
+        task_id="unsubscribe_all",
+        inputs="{{ params.erasure_list }}",
+        subscriber_column="email",
+        business_unit_id="{{ params.business_unit_id }}",
+        on_invalid="skip",
+        max_invalid_ratio=0.01,
+        hubcomm_conn_id=HUBCOMM_CONN_ID,
+    )
+    prove_all = BatchStatusSensor(
+        task_id="prove_unsubscribed",
+        batch=erase.output,
+        verify="all",
+        poke_interval=30,
+        timeout=3600,
+        hubcomm_conn_id=HUBCOMM_CONN_ID,
+    )
+    erase >> prove_all
+    # [END howto_hubcomm_batch_unsubscribe_all]

@@ -278,3 +278,29 @@ def test_shared_budget_split(monkeypatch, hubcomm_fake):
     sensor = module.BatchStatusSensor(task_id="s", batch={}, rate_limit_share=module.RATE_LIMIT_SHARE)
     assert writer.hook.rate_limiter.limit == 190 // module.POOL_SLOTS
     assert sensor.hook.rate_limiter.limit == 190 // module.POOL_SLOTS
+
+
+def test_gdpr_bulk_unsubscribe(examples_env, hubcomm_fake_factory, monkeypatch):
+    """An erasure list is opted out of all e-mail in bulk and every row is proven by read-back."""
+    fake = hubcomm_fake_factory(**FAKE_KNOBS)
+    use_fake(monkeypatch, fake)
+    erasure = examples_env / "erasure.csv"
+    addresses = [f"erase{i}@example.com" for i in range(250)]
+    erasure.write_text(
+        "email,requested_at\n"
+        + "".join(f"{a},2026-11-30\n" for a in addresses)
+        + "ERASE0@example.com,2026-12-01\nnot-an-address,2026-12-01\n",
+        encoding="utf-8",
+    )
+
+    module = load_example("gdpr_unsubscribe_request")
+    dr = module.bulk_dag.test(run_conf={"erasure_list": str(erasure)})
+
+    assert task_states(dr) == {"unsubscribe_all": "success", "prove_unsubscribed": "success"}
+    results = xcoms(dr)
+    summary = results["unsubscribe_all"]
+    assert (summary["rows_read"], summary["written"], summary["failed"], summary["skipped"]) == (252, 250, 0, 2)
+    assert summary["skipped_by_reason"] == {"invalid": 1, "duplicate": 1, "dry_run": 0}
+    assert all(fake.opted_out_of_all(a) for a in addresses)
+    proof = results["prove_unsubscribed"]
+    assert proof["rows_verified"] == proof["rows_matching"] == 250
