@@ -107,6 +107,7 @@ def test_cli_secrets_warning_comes_after_the_masked_ways() -> None:
 def test_operator_and_sensor_arguments_documented() -> None:
     """Every keyword argument of the public operators and the sensor is named on their page."""
     from airflow_provider_hubcomm.operators import (
+        BatchUnsubscribeAllOperator,
         BatchWriteStatusesOperator,
         SetStatusOperator,
         UnsubscribeAllOperator,
@@ -114,7 +115,7 @@ def test_operator_and_sensor_arguments_documented() -> None:
     from airflow_provider_hubcomm.sensors import BatchStatusSensor
 
     operators = DOCS["docs/operators.md"]
-    for cls in (SetStatusOperator, UnsubscribeAllOperator, BatchWriteStatusesOperator):
+    for cls in (SetStatusOperator, UnsubscribeAllOperator, BatchWriteStatusesOperator, BatchUnsubscribeAllOperator):
         missing = {a for a in _init_arguments(cls) if f"`{a}`" not in operators}
         assert not missing, f"{cls.__name__}: {sorted(missing)} not in docs/operators.md"
     sensor = DOCS["docs/sensor.md"]
