@@ -104,6 +104,11 @@ def get_provider_info() -> dict[str, Any]:
                         "looked up in each, and statuses read with their own brand.",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "portal_id": {
+                        "label": "Account (portal) ID",
+                        "description": "Optional: names this account in lineage (OpenLineage datasets).",
+                        "schema": {"type": ["string", "null"]},
+                    },
                     "api_version": {
                         "label": "API version",
                         "description": "Communication Preferences API version of every endpoint (v4 ends on "

@@ -82,3 +82,56 @@ class TestBatchLineage:
         assert data["rowsRead"] == 10
         assert data["skippedByReason"] == {"invalid": 1, "duplicate": 2}
         assert data["_producer"]
+
+
+class TestOperators:
+    """The operators answer Airflow's OpenLineage provider after a real run against the fake."""
+
+    def test_batch_write_from_a_file(self, hubcomm_fake: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+        from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator
+
+        monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", hubcomm_fake.connection_json(portal_id="4242"))
+        path = tmp_path / "consent.csv"
+        path.write_text(
+            "subscriberIdString,subscriptionId,statusState\n"
+            "a@example.com,101,UNSUBSCRIBED\nb@example.com,101,UNSUBSCRIBED\nb@example.com,101,UNSUBSCRIBED\n",
+            encoding="utf-8",
+        )
+        op = BatchWriteStatusesOperator(task_id="write", inputs=str(path), output_dir=str(tmp_path / "out"))
+        summary = op.execute({})
+        lineage = op.get_openlineage_facets_on_complete(None)
+        [source] = lineage.inputs
+        [target] = lineage.outputs
+        assert (source.namespace, source.name) == ("file", str(path))
+        assert source.facets["inputStatistics"].rowCount == 3
+        assert target.namespace == f"hubspot://127.0.0.1:{hubcomm_fake.port}"
+        assert target.name == "4242/communication-preferences/EMAIL"
+        assert target.facets["outputStatistics"].rowCount == summary["written"] == 2
+        assert lineage.run_facets["hubcomm"].skippedByReason == {"duplicate": 1}
+
+    def test_rows_from_an_upstream_task_and_a_single_contact_call(
+        self, hubcomm_fake: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+    ) -> None:
+        from datetime import datetime
+
+        from airflow.sdk import DAG, task
+
+        from airflow_provider_hubcomm.operators import BatchUnsubscribeAllOperator, UnsubscribeAllOperator
+
+        monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", hubcomm_fake.connection_json())
+        with DAG(dag_id="lineage_dag", schedule=None, start_date=datetime(2026, 1, 1)):
+
+            @task
+            def extract() -> list[dict[str, str]]:
+                return [{"subscriberIdString": "c@example.com"}]
+
+            bulk = BatchUnsubscribeAllOperator(task_id="erase", inputs=extract(), output_dir=str(tmp_path))
+            single = UnsubscribeAllOperator(task_id="one", subscriber_id="d@example.com")
+        bulk.inputs = [{"subscriberIdString": "c@example.com"}]  # what rendering the XComArg gives at run time
+        bulk.execute({})
+        [source] = bulk.get_openlineage_facets_on_complete(None).inputs
+        assert (source.namespace, source.name) == ("airflow://lineage_dag", "extract.xcom")
+        single.execute({})
+        lineage = single.get_openlineage_facets_on_complete(None)
+        assert lineage.inputs == []
+        assert [d.name for d in lineage.outputs] == ["default/communication-preferences/EMAIL"]

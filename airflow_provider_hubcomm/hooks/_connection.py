@@ -46,6 +46,8 @@ class ConnectionConfig:
     api_version: str = DEFAULT_API_VERSION
     #: The account's brand ids (``businessUnitId``) declared on the connection; brand ``0`` is always known.
     business_unit_ids: tuple[int, ...] = ()
+    #: The HubSpot account (portal / hub) id, only for naming lineage datasets; optional.
+    portal_id: str | None = None
     access_token: str | None = field(default=None, repr=False)
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
@@ -202,6 +204,7 @@ def config_from_connection(conn: Connection) -> ConnectionConfig:
         business_unit_id=_number(conn_id, extras, "business_unit_id", int, 0, 2**63 - 1),
         api_version=_api_version(conn_id, extras),
         business_unit_ids=_brand_ids(conn_id, extras),
+        portal_id=str(extras["portal_id"]).strip() or None if extras.get("portal_id") not in (None, "") else None,
         access_token=token if auth_type == "private_app" else None,
         client_id=oauth["client_id"],
         client_secret=oauth["client_secret"],

@@ -62,10 +62,30 @@ class HubCommBaseOperator(BaseOperator):
         self.requests_per_10s = requests_per_10s
         self.rate_limit_share = rate_limit_share
         self._deadline: float | None = None
+        #: The run summary, for OpenLineage (batch operators set it in ``execute``).
+        self._lineage_summary: dict[str, Any] | None = None
 
     def _start(self, context: Context | dict[str, Any]) -> None:
         """Note the task's deadline before the hook is built (call first in ``execute``)."""
         self._deadline = task_deadline(self.execution_timeout, context)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Report lineage (OpenLineage provider): the input, the account's consent data and the run's counts.
+
+        Called by Airflow's OpenLineage provider when it is installed; see :mod:`airflow_provider_hubcomm.lineage`.
+
+        :param task_instance: the finished task instance.
+        """
+        from airflow_provider_hubcomm.lineage import batch_lineage
+
+        upstream = getattr(getattr(getattr(self, "_inputs_xcom", None), "operator", None), "task_id", None)
+        return batch_lineage(
+            inputs=getattr(self, "inputs", None),
+            upstream=(self.dag_id, upstream) if upstream else None,
+            summary=self._lineage_summary,
+            base_url=self.hook.config.base_url,
+            portal_id=self.hook.config.portal_id,
+        )
 
     @cached_property
     def hook(self) -> HubCommHook:

@@ -160,7 +160,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.inputs = inputs
+        self.inputs = self._inputs_xcom = inputs
         self.column_map = column_map
         self.defaults = defaults
         self.batch_size = batch_size
@@ -226,6 +226,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
             raise
         finally:
             self.hook.close()
+        self._lineage_summary = summary
         record_outlet_events(self.outlets, context, summary)
         return summary
 
@@ -302,7 +303,7 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.inputs = inputs
+        self.inputs = self._inputs_xcom = inputs
         self.subscriber_column = subscriber_column
         self.business_unit_id = business_unit_id
         self.verbose = verbose
@@ -394,5 +395,6 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
         except HubCommError:
             context["ti"].xcom_push(key="summary", value=summary)
             raise
+        self._lineage_summary = summary
         record_outlet_events(self.outlets, context, summary)
         return summary
