@@ -64,7 +64,12 @@ def _run(fake: Any, monkeypatch: pytest.MonkeyPatch, conf: dict[str, Any]) -> tu
 @pytest.mark.parametrize(
     ("mode", "rows", "knobs"),
     [
-        ("batch", 100_000, {"error_rate_5xx": 0.02, "drop_after_write_rate": 0.01, "error_rate_429": 0.01}),
+        pytest.param(
+            "batch",
+            100_000,
+            {"error_rate_5xx": 0.02, "drop_after_write_rate": 0.01, "error_rate_429": 0.01},
+            marks=pytest.mark.slow,
+        ),
         ("single", 5_000, {"batch_scopes": False, "error_rate_5xx": 0.02, "drop_after_write_rate": 0.01}),
     ],
 )
