@@ -9,7 +9,7 @@ then times, in the same process, what a DAG file using the provider adds, and pr
 * ``operator+sensor``: that, plus ``from airflow_provider_hubcomm.sensors import BatchStatusSensor``;
 * ``lazy-proto``: the same two imports after placeholder modules were put in ``sys.modules`` for the
   provider modules the proposed fix stops importing at module top (``hooks.hubcomm``, ``models``,
-  ``triggers.hubcomm`` and with it ``airflow.triggers.base``, ``batch.verify``, ``batch.verify_state``): what a
+  ``triggers.hubcomm`` and with it ``airflow.triggers.base``, ``readback.rows``, ``readback.state``): what a
   DAG file would pay once those imports move into the methods that need them (``hook`` property, ``execute``,
   ``_execute_deferrable``). No provider file is changed.
 """
@@ -26,8 +26,8 @@ LAZY = (
     "airflow_provider_hubcomm.hooks.hubcomm",
     "airflow_provider_hubcomm.models",
     "airflow_provider_hubcomm.triggers.hubcomm",
-    "airflow_provider_hubcomm.batch.verify",
-    "airflow_provider_hubcomm.batch.verify_state",
+    "airflow_provider_hubcomm.readback.rows",
+    "airflow_provider_hubcomm.readback.state",
 )
 
 

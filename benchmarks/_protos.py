@@ -93,10 +93,10 @@ def install() -> None:
     from airflow_provider_hubcomm.batch import chunk as chunk_mod
     from airflow_provider_hubcomm.batch import engine
     from airflow_provider_hubcomm.batch import summary as summary_mod
-    from airflow_provider_hubcomm.constants import BATCH_WRITE_VERSION, PATH_PREFIX
+    from airflow_provider_hubcomm.constants import DEFAULT_API_VERSION, PATH_PREFIX
     from airflow_provider_hubcomm.hooks._api import _Call
 
-    path = f"{PATH_PREFIX}/{BATCH_WRITE_VERSION}/statuses/batch/write"
+    path = f"{PATH_PREFIX}/{DEFAULT_API_VERSION}/statuses/batch/write"
     call = _Call("POST", path, SlimBatchWriteResponse)
     headers = {"Content-Type": "application/json"}
 

@@ -340,7 +340,7 @@ def sample_response(tmp: Path) -> str:
     with FakeProcess() as fake:
         body = {"inputs": [dict(row(i), channel="EMAIL") for i in range(1000)]}
         headers = {"Authorization": f"Bearer {fake.token}"}
-        r = httpx.post(f"{fake.url}/communication-preferences/v4/statuses/batch/write", json=body, headers=headers)
+        r = httpx.post(f"{fake.url}/communication-preferences/2026-03/statuses/batch/write", json=body, headers=headers)
         r.raise_for_status()
         path.write_bytes(r.content)
     return str(path)
