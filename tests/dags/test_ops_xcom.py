@@ -1,7 +1,8 @@
 """Integration DAG of ``tests/operators/test_hubcomm_dags.py``: XCom input, single-contact operators.
 
-``produce`` returns rows (warehouse column names, a duplicate, a subscription only HubSpot can refuse) that
-``write`` reads through its templated ``inputs`` (an ``XComArg``). The single-contact tasks take their
+``produce`` returns rows (warehouse column names, a duplicate, a subscription the account does not define) that
+``write`` reads through its templated ``inputs`` (an ``XComArg``); the definitions preflight skips the
+unknown subscription's row (``on_invalid="skip"``) and the other rows are written. The single-contact tasks take their
 arguments from the run's ``conf``; ``resubscribe_refused`` must fail (the contact opted out).
 """
 
@@ -31,7 +32,7 @@ with DAG(
         n = int(context["dag_run"].conf.get("rows", 10))
         rows: list[dict[str, Any]] = [{"email": f"xcom{i}@example.com", "state": "unsubscribed"} for i in range(n)]
         rows.append({"email": "XCOM0@example.com", "state": "not_specified"})  # duplicate of row 1: last wins
-        rows.append({"email": "unknown-sub@example.com", "state": "UNSUBSCRIBED", "sid": 999})  # HubSpot refuses
+        rows.append({"email": "unknown-sub@example.com", "state": "UNSUBSCRIBED", "sid": 999})  # not defined
         return rows
 
     BatchWriteStatusesOperator(
@@ -40,6 +41,7 @@ with DAG(
         column_map={"email": "subscriberIdString", "state": "statusState", "sid": "subscriptionId"},
         defaults={"subscriptionId": 101},
         batch_size=4,
+        on_invalid="skip",
         output_dir="{{ dag_run.conf['out'] }}",
     )
     set_one = SetStatusOperator(

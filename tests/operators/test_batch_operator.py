@@ -37,10 +37,16 @@ def test_run_names_outside_a_task_run(context: dict[str, Any]) -> None:
 
 
 class TestEngineOptions:
-    def test_new_arguments_are_passed_only_when_set(self, tmp_path: Path) -> None:
+    def test_new_arguments_default_to_the_engine_defaults(self, tmp_path: Path) -> None:
         op = BatchWriteStatusesOperator(task_id="t", inputs=[], output_dir=str(tmp_path))
         options = op._engine_options({})
-        assert not {"max_invalid_ratio", "on_missing_batch_scope", "daily_request_budget"} & set(options)
+        # Always passed, with the engine's own defaults: no ratio bound, the single-call fallback.
+        assert options["max_invalid_ratio"] is None
+        assert options["on_missing_batch_scope"] == "single"
+        # The budget is left to the engine (HubSpot's daily limit) unless set.
+        assert "daily_request_budget" not in options
+        assert options["output_dir"] == str(tmp_path)
+        assert options["output_name"] is None
         op = BatchWriteStatusesOperator(
             task_id="t",
             inputs=[],

@@ -81,31 +81,38 @@ def test_check_accepts_unknown_subscription_rows_failed_or_skipped(
     monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", fake.connection_json(requests_per_10s=10_000))
     failed_path = tmp_path / "failed.jsonl"
     engine = BatchWriteEngine(
-        HubCommHook(), output_dir=str(tmp_path / "out"), failed_rows_path=str(failed_path), batch_size=500
+        HubCommHook(),
+        output_dir=str(tmp_path / "out"),
+        failed_rows_path=str(failed_path),
+        batch_size=500,
+        on_invalid="skip",
     )
     summary = engine.run(str(ds.path))
     scenario = Scenario("unit")
-    check(ds, fake, RunResult("success", 1.0, summary, {}), scenario)  # today: failed with HubSpot's reason
+    # The preflight contract (today): the unknown-subscription rows skipped before any write.
+    assert summary["skipped_by_reason"][UNKNOWN_REASON] >= len(ds.unknown_rows)
+    check(ds, fake, RunResult("success", 1.0, summary, {}), scenario)
 
-    # The preflight contract: the same rows skipped with reason ``unknown_subscription`` before any write.
+    # HubSpot's own per-input error: the same rows failed with HubSpot's reason.
     lines = read_jsonl(failed_path)
     n = 0
     for line in lines:
         if line["row"] in ds.unknown_rows:
-            line.update(outcome="skipped", reason=UNKNOWN_REASON)
+            assert (line["outcome"], line["reason"]) == ("skipped", UNKNOWN_REASON)
+            line.update(outcome="failed", reason="VALIDATION_ERROR", message="subscription 999 does not exist")
             n += 1
     assert n == len(ds.unknown_rows)
     failed_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    skipped = copy.deepcopy(summary)
-    skipped["failed"] -= n
-    skipped["skipped"] += n
-    skipped["skipped_by_reason"][UNKNOWN_REASON] = n
-    check(ds, fake, RunResult("success", 1.0, skipped, {}), scenario)
+    as_failed = copy.deepcopy(summary)
+    as_failed["failed"] += n
+    as_failed["skipped"] -= n
+    as_failed["skipped_by_reason"][UNKNOWN_REASON] -= n
+    check(ds, fake, RunResult("success", 1.0, as_failed, {}), scenario)
 
     # A known subscription's row skipped as unknown is a violation.
     known_row = next(iter(ds.last_row.values()))
     lines.append({"row": known_row, "outcome": "skipped", "reason": UNKNOWN_REASON, "input": {}})
     failed_path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    skipped["skipped_by_reason"][UNKNOWN_REASON] = n + 1
+    as_failed["skipped_by_reason"][UNKNOWN_REASON] += 1
     with pytest.raises(AssertionError, match="skipped unknown_subscription for a known subscription"):
-        check(ds, fake, RunResult("success", 1.0, skipped, {}), scenario)
+        check(ds, fake, RunResult("success", 1.0, as_failed, {}), scenario)

@@ -49,6 +49,21 @@ def status_answer(state: str, reason: str | None = "REQUESTED_CHANGE_OCCURRED", 
     return httpx.Response(200, json={"status": "COMPLETE", "results": [status]})
 
 
+#: Subscriptions defined in brand 0 of the mocked account.
+DEFINED = (101, 102, 103)
+
+
+def is_definitions(request: httpx.Request) -> bool:
+    """Whether ``request`` reads the subscription definitions (``GET …/definitions``)."""
+    return request.method == "GET" and request.url.path.endswith("/definitions")
+
+
+def definitions_answer(ids: tuple[int, ...] = DEFINED) -> httpx.Response:
+    """Answer ``GET /definitions``: the subscriptions ``ids``, active, in brand 0."""
+    results = [{"id": str(i), "name": f"Subscription {i}", "businessUnitId": 0, "isActive": True} for i in ids]
+    return httpx.Response(200, json={"results": results})
+
+
 def with_hook(op: Any, api: Api) -> Any:
     op.hook = api.hook()
     return op
@@ -121,16 +136,47 @@ class TestSetStatusOperator:
         assert api.requests == []
 
     def test_refuses_to_resubscribe_an_opted_out_contact(self) -> None:
-        api = Api(lambda r: status_answer("UNSUBSCRIBED", reason=None))
+        def handler(request: httpx.Request) -> httpx.Response:
+            if is_definitions(request):
+                return definitions_answer()
+            if request.url.path.endswith("/unsubscribe-all"):
+                return httpx.Response(200, json={"status": "COMPLETE", "results": []})
+            return status_answer("UNSUBSCRIBED", reason=None)
+
+        api = Api(handler)
         op = SetStatusOperator(task_id="t", subscriber_id="a@x.com", subscription_id=101, status="subscribed")
         with pytest.raises(HubCommValidationError, match=r"refusing to re-subscribe a@x\.com to subscription 101"):
             with_hook(op, api).execute({})
         with pytest.raises(HubCommValidationError, match=r"allow_resubscribe=True"):
             op.execute({})
-        assert api.calls == ["GET /communication-preferences/2026-03/statuses/a%40x.com?channel=EMAIL"] * 2
+        # The guard reads the definitions, then the statuses in the subscription's brand; never writes.
+        assert [c for c in api.calls if "/definitions" not in c] == [
+            "GET /communication-preferences/2026-03/statuses/a%40x.com?channel=EMAIL&businessUnitId=0"
+        ] * 2
+        assert all(r.method == "GET" for r in api.requests)
+        assert any(is_definitions(r) for r in api.requests)
+
+    def test_refuses_to_resubscribe_a_contact_opted_out_of_all(self) -> None:
+        def handler(request: httpx.Request) -> httpx.Response:
+            if is_definitions(request):
+                return definitions_answer()
+            if request.url.path.endswith("/unsubscribe-all"):
+                wide = {"status": "UNSUBSCRIBED", "wideStatusType": "PORTAL_WIDE", "businessUnitId": 0}
+                return httpx.Response(200, json={"status": "COMPLETE", "results": [wide]})
+            return status_answer("SUBSCRIBED", reason=None)
+
+        api = Api(handler)
+        op = SetStatusOperator(task_id="t", subscriber_id="a@x.com", subscription_id=101, status="SUBSCRIBED")
+        with pytest.raises(HubCommValidationError, match=r"opted out of all e-mail"):
+            with_hook(op, api).execute({})
+        assert all(r.method == "GET" for r in api.requests)
 
     def test_subscribes_when_not_opted_out(self) -> None:
         def handler(request: httpx.Request) -> httpx.Response:
+            if is_definitions(request):
+                return definitions_answer()
+            if request.method == "GET" and request.url.path.endswith("/unsubscribe-all"):
+                return httpx.Response(200, json={"status": "COMPLETE", "results": []})
             if request.method == "GET":
                 return status_answer("UNSUBSCRIBED", reason=None, sid=102)  # another subscription
             return status_answer("SUBSCRIBED")
@@ -138,7 +184,14 @@ class TestSetStatusOperator:
         api = Api(handler)
         op = SetStatusOperator(task_id="t", subscriber_id="a@x.com", subscription_id=101, status="SUBSCRIBED")
         assert with_hook(op, api).execute({})["results"][0]["status"] == "SUBSCRIBED"
-        assert [c.split()[0] for c in api.calls] == ["GET", "POST"]
+        base = "/communication-preferences/2026-03"
+        assert [c.partition("?")[0] for c in api.calls] == [
+            f"GET {base}/definitions",
+            f"GET {base}/statuses/a%40x.com",
+            f"GET {base}/statuses/a%40x.com/unsubscribe-all",
+            f"POST {base}/statuses/a%40x.com",
+        ]
+        assert [r.url.params.get("businessUnitId") for r in api.requests[1:3]] == ["0", "0"]
 
     def test_allow_resubscribe_skips_the_read(self) -> None:
         api = Api(lambda r: status_answer("SUBSCRIBED", reason="RESUBSCRIBE_OCCURRED"))
@@ -186,7 +239,10 @@ class TestUnsubscribeAllOperator:
         assert set(UnsubscribeAllOperator.template_fields) == {"subscriber_id", "channel", "business_unit_id"}
 
 
-def batch_handler(request: httpx.Request) -> httpx.Response:
+def batch_handler(request: httpx.Request, defined: tuple[int, ...] = DEFINED) -> httpx.Response:
+    """Answer the definitions read with ``defined``; fail subscription 999 per input, as HubSpot does."""
+    if is_definitions(request):
+        return definitions_answer(defined)
     inputs = json.loads(request.content)["inputs"]
     good = [i for i in inputs if i["subscriptionId"] != 999]
     results = [{**i, "status": i["statusState"]} for i in good]
@@ -218,7 +274,10 @@ class TestBatchWriteStatusesOperator:
             output_dir=str(tmp_path),
         )
         summary = with_hook(op, api).execute({})
-        assert (summary["rows_read"], summary["written"], summary["requests"]) == (5, 5, 3)
+        # One definitions read (the preflight, brand 0), then 3 batch writes of at most 2 rows.
+        assert (summary["rows_read"], summary["written"], summary["requests"]) == (5, 5, 4)
+        assert [r.method for r in api.requests] == ["GET", "POST", "POST", "POST"]
+        assert is_definitions(api.requests[0])
         json.dumps(summary)
 
     @pytest.mark.parametrize("error", ["threshold", "abort"])
@@ -226,7 +285,8 @@ class TestBatchWriteStatusesOperator:
         def handler(request: httpx.Request) -> httpx.Response:
             if error == "abort":
                 return httpx.Response(401, json={"category": "INVALID_AUTHENTICATION", "message": "revoked"})
-            return batch_handler(request)
+            # 999 is defined (the preflight lets the row through) but HubSpot fails it per input.
+            return batch_handler(request, defined=(*DEFINED, 999))
 
         api = Api(handler)
         rows = [{"subscriberIdString": "a@x.com", "subscriptionId": 999, "statusState": "UNSUBSCRIBED"}]

@@ -79,16 +79,20 @@ def test_xcom_input_and_single_contact_operators(run_dag: Any, hubcomm_fake: Any
 
     summary = run.result("write")
     assert adds_up(summary)
-    assert (summary["rows_read"], summary["written"], summary["failed"], summary["skipped"]) == (12, 10, 1, 1)
+    assert (summary["rows_read"], summary["written"], summary["failed"], summary["skipped"]) == (12, 10, 0, 2)
     assert summary["skipped_by_reason"]["duplicate"] == 1
-    assert summary["failed_by_reason"] == {"OBJECT_NOT_FOUND: Subscription 999 does not exist": 1}
-    assert summary["requests"] == 3
+    # Subscription 999 is not defined: the preflight skips its row before any write.
+    assert summary["skipped_by_reason"]["unknown_subscription"] == 1
+    assert summary["failed_by_reason"] == {}
+    assert summary["requests"] == 4  # one definitions read, then 10 rows in 3 chunks of at most 4
     snapshot = hubcomm_fake.snapshot()
     assert snapshot[("xcom0@example.com", 101)] == "NOT_SPECIFIED"  # the later duplicate won
     assert all(snapshot[(f"xcom{i}@example.com", 101)] == "UNSUBSCRIBED" for i in range(1, 10))
     assert len(summary["written_rows"]) == 10
-    (failed,) = [json.loads(line) for line in Path(summary["failed_rows_path"]).read_text().splitlines()]
-    assert failed["input"]["subscriberIdString"] == "unknown-sub@example.com"
+    (skipped,) = [json.loads(line) for line in Path(summary["failed_rows_path"]).read_text().splitlines()]
+    assert (skipped["outcome"], skipped["reason"]) == ("skipped", "unknown_subscription")
+    assert skipped["input"]["subscriberIdString"] == "unknown-sub@example.com"
+    assert not any(sub == "unknown-sub@example.com" for sub, _ in hubcomm_fake.snapshot())
     assert Path(summary["failed_rows_path"]).parent == tmp_path
 
     one = run.result("set_one")
@@ -115,7 +119,7 @@ def _write_csv(path: Path) -> None:
         writer.writerow(["subscriberIdString", "subscriptionId", "statusState"])
         for i in range(N_ROWS):
             k = _key(i)
-            sid = 999 if k % 50 == 0 else 101 + k % 3  # 999: only HubSpot can refuse it
+            sid = 999 if k % 50 == 0 else 101 + k % 3  # 999: not defined; the preflight skips it
             # Mostly opt-outs; SUBSCRIBED rows (odd k below 4,000) make their chunks read current statuses first.
             state = "maybe" if i % 200 == 7 else ("subscribed" if k % 2 and k < 4_000 else "UNSUBSCRIBED")
             writer.writerow([f"User{k}@Example.com", sid, state])
@@ -147,9 +151,11 @@ def test_100k_row_file_with_injected_failures(run_dag: Any, hubcomm_fake_factory
         "duplicate": duplicates,
         "unchanged": 0,
         "resubscribe_not_allowed": len(opted_out),
+        "unknown_subscription": unknown,  # 999 is not defined: skipped by the preflight, never sent
+        "inactive_subscription": 0,
         "dry_run": 0,
     }
-    assert summary["failed_by_reason"] == {"OBJECT_NOT_FOUND: Subscription 999 does not exist": unknown}
+    assert (summary["failed"], summary["failed_by_reason"]) == (0, {})  # every injected fault was retried
     assert summary["written"] == N_ROWS - invalid - duplicates - unknown - len(opted_out)
     assert summary["retries"] > 0  # injected 5xx answers and dropped connections were retried
     assert summary["requests"] < summary["plan"]["chunks"] + 20  # status reads only for the few SUBSCRIBED chunks
@@ -166,14 +172,28 @@ def test_100k_row_file_with_injected_failures(run_dag: Any, hubcomm_fake_factory
     assert all(snapshot[(f"user{k}@example.com", 101 + k % 3)] == "UNSUBSCRIBED" for k in opted_out)
     lines = [json.loads(line) for line in failed_path.read_text().splitlines()]
     by_outcome = {(line["outcome"], line.get("reason")) for line in lines}
-    assert by_outcome == {("failed", None), ("skipped", "invalid"), ("skipped", "resubscribe_not_allowed")}
+    assert by_outcome == {
+        ("skipped", "invalid"),
+        ("skipped", "resubscribe_not_allowed"),
+        ("skipped", "unknown_subscription"),
+    }
     assert len(lines) == unknown + invalid + len(opted_out)
 
 
-def test_modes(run_dag: Any, hubcomm_fake: Any, tmp_path: Path) -> None:
-    def rows(prefix: str, n: int, state: str = "UNSUBSCRIBED", sid: int = 101) -> list[dict[str, Any]]:
+def test_modes(run_dag: Any, hubcomm_fake_factory: Any, tmp_path: Path) -> None:
+    # The account's GDPR settings are on: HubSpot itself fails (per input) a write without a legal basis, the
+    # one kind of row only HubSpot can refuse (an undefined subscription is skipped by the preflight).
+    hubcomm_fake = hubcomm_fake_factory(require_legal_basis=True)
+
+    def rows(prefix: str, n: int, state: str = "UNSUBSCRIBED", basis: bool = True) -> list[dict[str, Any]]:
+        legal = {"legalBasis": "LEGITIMATE_INTEREST_CLIENT", "legalBasisExplanation": "asked support"}
         return [
-            {"subscriberIdString": f"{prefix}{i}@example.com", "subscriptionId": sid, "statusState": state}
+            {
+                "subscriberIdString": f"{prefix}{i}@example.com",
+                "subscriptionId": 101,
+                "statusState": state,
+                **(legal if basis else {}),
+            }
             for i in range(n)
         ]
 
@@ -186,7 +206,7 @@ def test_modes(run_dag: Any, hubcomm_fake: Any, tmp_path: Path) -> None:
         "out": str(tmp_path),
         "dry_run": str(dry),
         "only_changes": rows("same", 4),
-        "threshold": [*rows("thr", 2), *rows("thr-unknown", 2, sid=999)],
+        "threshold": [*rows("thr", 2), *rows("thr-nobasis", 2, basis=False)],
         "invalid_fail": [*rows("fail", 3), bad],
         "invalid": [*rows("skip", 3), bad],
     }
@@ -204,19 +224,24 @@ def test_modes(run_dag: Any, hubcomm_fake: Any, tmp_path: Path) -> None:
     assert adds_up(dry_summary)
     assert dry_summary["plan"]["rows_to_send"] == 6
     assert dry_summary["plan"]["chunks"] == 2
-    assert dry_summary["requests"] == 0
+    assert dry_summary["requests"] == 1  # a dry run preflights (one definitions read); it writes nothing
     assert dry_summary["skipped_by_reason"]["duplicate"] == 1
     assert not any(sub.startswith("dry") for sub, _ in snapshot)
 
     changes = run.result("only_changes")
     assert adds_up(changes)
     assert (changes["written"], changes["unchanged"]) == (2, 2)
-    assert changes["requests"] == 2  # one batch read, one batch write
+    assert changes["requests"] == 3  # one definitions read, one batch read, one batch write
 
     threshold = run.xcom[("threshold", "summary")]
     assert ("threshold", "return_value") not in run.xcom
     assert (threshold["written"], threshold["failed"]) == (2, 2)  # the writes happened, then the task failed
+    assert set(threshold["failed_by_reason"]) == {
+        "VALIDATION_ERROR: legalBasis and legalBasisExplanation are required: "
+        "this account's data privacy (GDPR) settings are on"
+    }
     assert snapshot[("thr0@example.com", 101)] == "UNSUBSCRIBED"
+    assert not any(sub.startswith("thr-nobasis") for sub, _ in snapshot)
 
     assert not any(sub.startswith("fail") for sub, _ in snapshot)  # validation failed: nothing sent
     skipped = run.result("invalid_skip")

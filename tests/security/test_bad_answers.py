@@ -54,6 +54,8 @@ class Script:
         self.hits = 0
         self.paths: list[str] = []
         self.lock = threading.Lock()
+        #: Subscriptions ``GET …/definitions`` lists (200, JSON); ``None``: it gets the scripted answer too.
+        self.definitions: tuple[int, ...] | None = None
 
     def set(
         self, status: int, body: bytes, headers: dict[str, str] | None = None, truncate_to: int | None = None
@@ -73,6 +75,9 @@ class _Handler(BaseHTTPRequestHandler):
         with script.lock:
             script.hits += 1
             script.paths.append(self.path)
+        if script.definitions is not None and self.command == "GET" and "/definitions" in self.path:
+            self._definitions(script.definitions)
+            return
         self.send_response(script.status)
         for name, value in script.headers.items():
             self.send_header(name, value)
@@ -85,6 +90,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         if script.truncate_to is not None:
             self.close_connection = True
+
+    def _definitions(self, ids: tuple[int, ...]) -> None:
+        results = [{"id": str(i), "name": f"Subscription {i}", "businessUnitId": 0, "isActive": True} for i in ids]
+        body = json.dumps({"results": results}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", JSON["Content-Type"])
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
 
     do_GET = do_POST = _answer
 
@@ -288,14 +303,17 @@ def test_engine_fails_rows_with_status_and_correlation(
 
 def test_engine_answer_without_results_fails_rows_truthfully(server: Script, tmp_path: Path) -> None:
     server.set(200, b'{"status": "COMPLETE"}', headers("corr-no-results"))
+    server.definitions = (101,)  # the preflight sees 101 defined; only the write answer lacks results
     summary = BatchWriteEngine(hook(), output_dir=str(tmp_path)).run(rows(5))
     assert (summary["written"], summary["failed"]) == (0, 5)
+    assert [p.partition("?")[0].rsplit("/", 1)[-1] for p in server.paths] == ["definitions", "write"]
     assert {line["message"] for line in failed_lines(summary)} == {"missing from HubSpot's results"}
 
 
 def test_engine_answer_without_results_keeps_the_correlation_id(server: Script, tmp_path: Path) -> None:
     """Regression (fixed in 0a7dacc): rows missing from a 2xx answer keep the answer's correlation id."""
     server.set(200, b'{"status": "COMPLETE"}', headers("corr-no-results"))
+    server.definitions = (101,)
     summary = BatchWriteEngine(hook(), output_dir=str(tmp_path)).run(rows(5))
     assert {line["correlationId"] for line in failed_lines(summary)} == {"corr-no-results"}
 

@@ -49,6 +49,19 @@ def assert_nothing_sent(fake: FakeHubSpot, path: Path) -> None:
     assert not out.exists() or list(out.iterdir()) == [], "output files left behind a run that sent nothing"
 
 
+def assert_nothing_written(fake: FakeHubSpot, path: Path) -> None:
+    """Like :func:`assert_nothing_sent`, but allow the one definitions read that resolves subscription names.
+
+    A ``subscriptionId`` that is not a number may be a subscription's name, so the validator reads the
+    definitions (one GET of brand 0, no row data) to tell a name from a typo. No row may reach HubSpot.
+    """
+    counters = fake.counters
+    assert counters.get("requests", 0) == counters.get("endpoint:definitions", 0) == 1, counters
+    assert {e["endpoint"] for e in fake.request_log} == {"definitions"}
+    out = path.parent / "out"
+    assert not out.exists() or list(out.iterdir()) == [], "output files left behind a run that sent nothing"
+
+
 # -- file-level problems: the error names the file and the line ---------------------------------------------
 
 FILE_CASES = {
@@ -136,7 +149,7 @@ def test_wrong_types_name_row_field_and_value(fake: FakeHubSpot, tmp_path: Path)
         (6, "statusState"),
         (7, "statusState"),
     ]
-    assert_nothing_sent(fake, path)
+    assert_nothing_written(fake, path)  # 'abc' could have been a subscription name
 
 
 def test_wrong_json_types(fake: FakeHubSpot, tmp_path: Path) -> None:
@@ -239,7 +252,7 @@ def test_operator_fails_before_sending_on_a_malformed_file(
     )
     with pytest.raises(HubCommValidationError, match=r"row 11, field 'subscriptionId': value 'oops'"):
         operator.execute({})  # type: ignore[arg-type]
-    assert fake.counters.get("requests", 0) == 0
+    assert_nothing_written(fake, path)  # 'oops' could have been a subscription name
     assert not failed.exists()
 
 

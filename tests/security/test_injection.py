@@ -114,8 +114,12 @@ def test_batch_write_carries_hostile_ids_as_json_data(fake: FakeHubSpot, tmp_pat
     rows = [{"subscriberIdString": s, "subscriptionId": 102, "statusState": "NOT_SPECIFIED"} for s in HOSTILE_IDS]
     summary = BatchWriteEngine(hook(), batch_size=5, output_dir=str(tmp_path)).run(rows)
     assert (summary["written"], summary["failed"], summary["skipped"]) == (len(HOSTILE_IDS), 0, 0)
-    assert {e["endpoint"] for e in fake.request_log} == {"batch_write"}
-    assert {e["path"] for e in fake.request_log} == {"/communication-preferences/2026-03/statuses/batch/write"}
+    # The definitions preflight (one read of brand 0, no row data), then only the batch-write endpoint.
+    first, *writes = fake.request_log
+    assert (first["endpoint"], first["path"]) == ("definitions", "/communication-preferences/2026-03/definitions")
+    assert writes
+    assert {e["endpoint"] for e in writes} == {"batch_write"}
+    assert {e["path"] for e in writes} == {"/communication-preferences/2026-03/statuses/batch/write"}
     assert fake.snapshot() == {(s.lower(), 102): "NOT_SPECIFIED" for s in HOSTILE_IDS}
 
 

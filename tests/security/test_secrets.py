@@ -45,11 +45,13 @@ def find_secrets(name: str, text: str | bytes) -> list[str]:
 
 
 def write_input(path: Path, rows: int) -> harness.Dataset:
-    """A dataset plus rows that fail validation (skipped) and rows HubSpot refuses (failed)."""
+    """A dataset (with rows for an undefined subscription) plus rows that fail validation (skipped)."""
     ds = make_dataset(path, rows, seed=11)
     with path.open("a", encoding="utf-8") as fh:
         fh.write("not-an-email,101,UNSUBSCRIBED,,\n")
-        fh.write("x@example.com,abc,UNSUBSCRIBED,,\n")
+        # Not a name (no letter): a name would make validation read the definitions, and an auth failure
+        # there ends the run before the engine's accounting (no summary XCom to search).
+        fh.write("x@example.com,-5,UNSUBSCRIBED,,\n")
         fh.write("y@example.com,101,MAYBE,,\n")
     return ds
 
@@ -67,6 +69,9 @@ def test_no_secret_in_logs_xcom_errors_reprs_files_or_request_log(
         token_ttl=2.0,
         rotate_refresh_tokens=True,
         error_rate_5xx=0.05,
+        # GDPR settings on: HubSpot refuses (per input) the rows without a legal basis, so HubSpot's error
+        # answers reach the failed-rows files (the undefined subscription's rows are skipped by the preflight).
+        require_legal_basis=True,
     )
     ds = write_input(tmp_path / "in.csv", 3000)
     options = {"on_invalid": "skip", "batch_size": 50}
@@ -83,7 +88,8 @@ def test_no_secret_in_logs_xcom_errors_reprs_files_or_request_log(
         fake.expire_all_access_tokens()
         expired.append(True)
 
-    with Chaos(fake, Scenario("secrets"), ds.rows, at_progress=[(0.5, expire)]):
+    # About half the rows are refused (no legal basis): expire once a quarter of the rows were applied.
+    with Chaos(fake, Scenario("secrets"), ds.rows, at_progress=[(0.25, expire)]):
         runs.append(dag_test(ds, tmp_path / "run-oauth", options))
     # 3. The same connection again: its refresh token was rotated away, so the refresh fails.
     runs.append(dag_test(ds, tmp_path / "run-refresh-fails", options))
@@ -95,6 +101,8 @@ def test_no_secret_in_logs_xcom_errors_reprs_files_or_request_log(
     assert runs[0].summary
     assert runs[0].summary["retries"] > 0
     assert runs[0].summary["failed"] > 0
+    assert any("legalBasis" in reason for reason in runs[0].summary["failed_by_reason"])
+    assert runs[0].summary["skipped_by_reason"]["unknown_subscription"] > 0
     assert runs[1].summary
     assert runs[1].summary["skipped_by_reason"]["invalid"] == 3
     assert expired
@@ -113,7 +121,15 @@ def test_no_secret_in_logs_xcom_errors_reprs_files_or_request_log(
     conn["extra"]["refresh_token"] = live_refresh
     monkeypatch.setenv(CONN_ENV, json.dumps(conn))
     hook = HubCommHook(harness.CONN_ID, retry_sleep=lambda _s: None)
-    hook.set_status("someone@example.com", StatusUpdate(subscription_id=101, status_state="UNSUBSCRIBED"))
+    update = StatusUpdate.model_validate(
+        {
+            "subscriptionId": 101,
+            "statusState": "UNSUBSCRIBED",
+            "legalBasis": "LEGITIMATE_INTEREST_CLIENT",  # the fake requires one (GDPR settings on)
+            "legalBasisExplanation": "asked support",
+        }
+    )
+    hook.set_status("someone@example.com", update)
     fake.expire_all_access_tokens()
     hook.get_statuses("someone@example.com")
     reprs = [repr(hook), repr(hook.config), str(hook.config), repr(hook.auth), str(hook.stats)]
