@@ -158,9 +158,14 @@ print(f"  {len(statuses):,} subscription statuses of {len({s['subscriberIdString
 print("  per subscription: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(by_sub.items())))
 print(f"  opted out of all e-mail: {len(state.get('optedOutOfAll', [])):,}; pending writes: {state.get('pendingWrites', 0)}")
 endpoints = {k.split(':', 1)[1]: v for k, v in counters.items() if k.startswith("endpoint:")}
-outcomes = {k: v for k, v in counters.items() if not k.startswith("endpoint:")}
-print("  requests by endpoint: " + ", ".join(f"{k} {v:,}" for k, v in sorted(endpoints.items())))
-print("  answers by outcome:   " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())))
+outcomes = {k: v for k, v in counters.items() if not k.startswith("endpoint:") and k not in ("requests", "writes_applied")}
+print(f"  HTTP requests the fake received: {counters.get('requests', 0):,}: every task of the run (the write, the")
+print("    sensor's read-back), token refreshes and retries, and requests whose answer was dropped; the run")
+print("    summary's \"requests\" counts only the answers the write task received")
+print("    by endpoint: " + ", ".join(f"{k} {v:,}" for k, v in sorted(endpoints.items())))
+print("    by outcome:  " + ", ".join(f"{k} {v:,}" for k, v in sorted(outcomes.items())))
+print(f"  rows applied by writes: {counters.get('writes_applied', 0):,} (a row retried after a dropped answer is")
+print("    applied twice, so this can exceed the summary's \"written\"; skipped rows were never sent)")
 PYEOF
 fi
 echo
