@@ -1,5 +1,8 @@
 """No secret leaves the provider: not in task logs, XCom, exceptions, reprs, output files or the request log.
 
+The fake runs in echo mode: its error answers quote the request's ``Authorization`` header (and the token
+endpoint's the posted form), as a careless proxy would, so every secret reaches the provider in server text.
+
 Secrets: the private-app token, the OAuth client secret, the refresh token, every access token the fake
 issued (``oat-fake-…``) and every rotated refresh token (``rt-fake-…``). They are unique strings, so a plain
 substring search is exact. Searched, after real ``dag.test()`` runs (success, per-row failures, retries,
@@ -72,6 +75,8 @@ def test_no_secret_in_logs_xcom_errors_reprs_files_or_request_log(
         # GDPR settings on: HubSpot refuses (per input) the rows without a legal basis, so HubSpot's error
         # answers reach the failed-rows files (the undefined subscription's rows are skipped by the preflight).
         require_legal_basis=True,
+        # A careless proxy: every error answer quotes the Authorization header, the token endpoint the form.
+        echo_secrets=True,
     )
     ds = write_input(tmp_path / "in.csv", 3000)
     options = {"on_invalid": "skip", "batch_size": 50}
@@ -175,4 +180,7 @@ def test_no_secret_in_logs_xcom_errors_reprs_files_or_request_log(
     assert "OAuth refresh for connection 'hubcomm_faults' failed" in out.out + out.err
     assert any(name.startswith("AIRFLOW_HOME/") and name.endswith(".db") for name in searched)
     assert any(name.startswith("output file") and "failed" in name for name in searched)
+    # Echo mode really put secrets into server text the provider received: 5xx, 401 and token-endpoint answers.
+    echoed = sum(fake.counters.get(k, 0) for k in ("injected_5xx", "unauthorized", "token_refused"))
+    assert echoed > 0, fake.counters
     assert found == []
