@@ -93,18 +93,26 @@ class HubCommValidationError(HubCommError, ValueError):
         self.errors = errors or []
 
 
+#: The note on an error the hook gave up on because the run's deadline left no time for another attempt.
+DEADLINE_NOTE = "the run's deadline was reached: no more retries"
+
+
 class HubCommConnectionError(HubCommError):
     """The request got no answer (connect error, timeout, connection dropped) after all retries.
 
     :param message: what happened.
     :param method: HTTP method of the request.
     :param url: URL of the request (no credentials are ever part of it).
+    :param deadline_reached: the hook stopped because the run's deadline left no time for another attempt.
     """
 
-    def __init__(self, message: str, *, method: str | None = None, url: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, method: str | None = None, url: str | None = None, deadline_reached: bool = False
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.url = url
+        self.deadline_reached = deadline_reached
 
 
 class HubCommThresholdError(HubCommError):
@@ -190,6 +198,11 @@ class HubCommAPIError(HubCommError):
             f"{type(self).__name__}(status_code={self.status_code}, category={self.category!r}, "
             f"correlation_id={self.correlation_id!r}, message={self.hubspot_message!r})"
         )
+
+    @property
+    def deadline_reached(self) -> bool:
+        """Whether the hook did not retry this answer because the run's deadline left no time for it."""
+        return self.note == DEADLINE_NOTE
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (

@@ -102,7 +102,7 @@ if [ "${HUBCOMM_DEMO_REAL:-0}" != "1" ]; then
     sleep 0.1
   done
   [ -s "$DEMO_DIR/fake.url" ] || { echo "the fake HubSpot did not get ready in 10 s" >&2; exit 1; }
-  AIRFLOW_CONN_HUBCOMM_DEFAULT=$(sed -n "s/^AIRFLOW_CONN_HUBCOMM_DEFAULT='\(.*\)'\$/\1/p" "$DEMO_DIR/fake.log")
+  AIRFLOW_CONN_HUBCOMM_DEFAULT=$(sed -n "s/^\(export \)\{0,1\}AIRFLOW_CONN_HUBCOMM_DEFAULT='\(.*\)'\$/\2/p" "$DEMO_DIR/fake.log")
   [ -n "$AIRFLOW_CONN_HUBCOMM_DEFAULT" ] || { cat "$DEMO_DIR/fake.log"; echo "no connection line from the fake" >&2; exit 1; }
   export AIRFLOW_CONN_HUBCOMM_DEFAULT
   echo "   listening on $(cat "$DEMO_DIR/fake.url") (pid $FAKE_PID)"

@@ -16,6 +16,7 @@ import httpx
 from pydantic import ValidationError
 
 from airflow_provider_hubcomm.exceptions import (
+    DEADLINE_NOTE,
     HubCommConnectionError,
     HubCommResponseValidationError,
     HubCommUnconfirmedError,
@@ -41,7 +42,6 @@ __all__ = ["HubCommExchange"]
 
 #: Answers of a write that are not final yet: returned as they are (the caller reports them unconfirmed).
 _NOT_FINAL = frozenset({"PENDING", "PROCESSING"})
-_DEADLINE_NOTE = "the run's deadline was reached: no more retries"
 
 
 def _request_kwargs(call: _Call[Any]) -> dict[str, Any]:
@@ -111,7 +111,7 @@ class HubCommExchange:
             return None
 
     def _finish(self, call: _Call[M], response: httpx.Response) -> M:
-        note = _DEADLINE_NOTE if deadline_reached(response) else None
+        note = DEADLINE_NOTE if deadline_reached(response) else None
         if not response.is_success:
             raise make_api_error(response, redact=self.redact, note=note)
         try:
@@ -144,7 +144,7 @@ class HubCommExchange:
         self._count("no_answer")
         url = call.path if call.path.startswith(("http://", "https://")) else f"{self.config.base_url}{call.path}"
         cut = deadline_reached(err) or (self.deadline is not None and time.time() >= self.deadline)
-        note = f" ({_DEADLINE_NOTE})" if cut else ""
+        note = f" ({DEADLINE_NOTE})" if cut else ""
         return HubCommConnectionError(
             self.redact(
                 f"HubSpot {call.method} {url} gave no usable answer (retry budget {self.retry_policy.max_retries}): "
@@ -152,6 +152,7 @@ class HubCommExchange:
             ),
             method=call.method,
             url=url,
+            deadline_reached=cut,
         )
 
     def _budget(self, what: str) -> float:

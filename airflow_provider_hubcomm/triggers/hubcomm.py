@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
+from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommConnectionError, HubCommError
 
 # Imported at module level, not in run(): an import is CPU work that would hold the triggerer's event loop.
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
@@ -29,7 +30,15 @@ T = TypeVar("T")
 
 
 class _DeadlineReached(Exception):
-    """The trigger's deadline passed during a read."""
+    """The trigger's deadline passed during a read, or the hook stopped a read at it."""
+
+
+def _cut_by_deadline(err: HubCommError) -> bool:
+    """Whether the hook gave up on a read because of the run's deadline (no attempt or retry fitted before it).
+
+    :param err: an error the hook raised.
+    """
+    return isinstance(err, HubCommConnectionError | HubCommAPIError) and err.deadline_reached
 
 
 class BatchStatusTrigger(BaseTrigger):
@@ -150,14 +159,30 @@ class BatchStatusTrigger(BaseTrigger):
             await hook.aclose()
         yield TriggerEvent(dict(event))
 
+    def _past_deadline(self) -> bool:
+        return time.time() >= self.deadline
+
     async def _within(self, awaitable: Awaitable[T]) -> T:
-        """Await ``awaitable``, but not past the deadline."""
+        """Await ``awaitable``, but not past the deadline.
+
+        The hook holds the same deadline: it makes no attempt and no retry that would end past it, and raises
+        its last outcome instead. Such an error, or no answer by the deadline, ends the trigger the way the
+        deadline does (``timeout``, with what it knows), not as a failure; an error HubSpot answered with and
+        that a retry could not have fixed (e.g. 400, 401, a daily limit) stays an error.
+
+        :raises _DeadlineReached: the deadline passed, or the hook gave up because of it.
+        """
         try:
             async with asyncio.timeout(self.deadline - time.time()) as scope:
                 return await awaitable
         except TimeoutError:
             if scope.expired():
                 raise _DeadlineReached from None
+            raise
+        except HubCommError as err:
+            no_answer_in_time = isinstance(err, HubCommConnectionError) and self._past_deadline()
+            if scope.expired() or no_answer_in_time or _cut_by_deadline(err):
+                raise _DeadlineReached from err
             raise
 
     async def _wait(self, hook: HubCommHook) -> TriggerPayload:
@@ -173,6 +198,9 @@ class BatchStatusTrigger(BaseTrigger):
         if self.next_check_at is not None:
             await self._sleep_until(self.next_check_at)
         while True:
+            if self._past_deadline():
+                # No read once the deadline has passed (the hook would refuse it): report what is known.
+                return await self._timed_out(hook, state or VerificationState(), reader)
             first = None
             if state is None:
                 state = VerificationState()
@@ -201,7 +229,7 @@ class BatchStatusTrigger(BaseTrigger):
                 return await self._redacted(hook, "mismatch", result, mismatch_message(result))
             if not result["pending"]:
                 return await self._redacted(hook, "success", result)
-            if time.time() >= self.deadline:
+            if self._past_deadline():
                 return await self._redacted(hook, "timeout", result, timeout_message(result, self.timeout))
             await self._sleep_until(time.time() + self.poke_interval)
 
