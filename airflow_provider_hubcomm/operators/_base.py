@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
-__all__ = ["HubCommBaseOperator", "task_deadline"]
+__all__ = ["HubCommBaseOperator", "run_names", "run_outputs", "task_deadline"]
 
 
 def task_deadline(execution_timeout: Any, context: Context | dict[str, Any]) -> float | None:
@@ -31,6 +31,41 @@ def task_deadline(execution_timeout: Any, context: Context | dict[str, Any]) -> 
     start = getattr(ti, "start_date", None)
     began = start.timestamp() if isinstance(start, datetime) else time.time()
     return began + execution_timeout.total_seconds()
+
+
+def run_names(context: Context | dict[str, Any]) -> tuple[str, str, str, int] | None:
+    """Return ``(dag_id, task_id, run_id, try_number)`` of the running task, or ``None`` outside a task run.
+
+    A mapped task's id carries its map index (``write.3``), so mapped instances never share output files.
+
+    :param context: the task context.
+    """
+    ti = context.get("ti")
+    dag_id, task_id = getattr(ti, "dag_id", None), getattr(ti, "task_id", None)
+    run_id, try_number = getattr(ti, "run_id", None), getattr(ti, "try_number", None)
+    if not all(isinstance(v, str) and v for v in (dag_id, task_id, run_id)) or not isinstance(try_number, int):
+        return None
+    map_index = getattr(ti, "map_index", -1)
+    if isinstance(map_index, int) and map_index >= 0:
+        task_id = f"{task_id}.{map_index}"
+    return str(dag_id), str(task_id), str(run_id), try_number
+
+
+def run_outputs(context: Context | dict[str, Any], output_dir: Any) -> tuple[Any, str | None]:
+    """Return ``(output_dir, output_name)`` of a task run: the per-run private folder unless one was given.
+
+    :param context: the task context.
+    :param output_dir: the operator's ``output_dir`` (``None``: the default per-run folder).
+    """
+    from airflow_provider_hubcomm.batch.outputs import default_output_dir, make_private_dir, output_name
+
+    names = run_names(context)
+    if names is None:
+        return output_dir, None
+    dag_id, task_id, run_id, try_number = names
+    if output_dir is None:
+        output_dir = make_private_dir(default_output_dir(dag_id, run_id, task_id))
+    return output_dir, output_name(dag_id, task_id, run_id, try_number)
 
 
 class HubCommBaseOperator(BaseOperator):

@@ -14,7 +14,7 @@ import pytest
 
 from airflow_provider_hubcomm.exceptions import HubCommConfigError, HubCommValidationError
 from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator
-from airflow_provider_hubcomm.operators.batch import run_names
+from airflow_provider_hubcomm.operators._base import run_names
 from tests.operators.test_hubcomm import Api, batch_handler, with_hook
 
 MAP = {"email": "subscriberIdString", "sub": "subscriptionId", "state": "statusState"}
