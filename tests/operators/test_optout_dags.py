@@ -70,7 +70,12 @@ def _run(fake: Any, monkeypatch: pytest.MonkeyPatch, conf: dict[str, Any]) -> tu
             {"error_rate_5xx": 0.02, "drop_after_write_rate": 0.01, "error_rate_429": 0.01},
             marks=pytest.mark.slow,
         ),
-        ("single", 5_000, {"batch_scopes": False, "error_rate_5xx": 0.02, "drop_after_write_rate": 0.01}),
+        pytest.param(
+            "single",
+            3_000,
+            {"batch_scopes": False, "error_rate_5xx": 0.02, "drop_after_write_rate": 0.01},
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_erasure_list_converges_and_is_proven(
