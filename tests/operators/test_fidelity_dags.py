@@ -95,7 +95,7 @@ def test_a_server_without_v4_serves_every_call(hubcomm_fake_factory, monkeypatch
 
 
 def test_an_account_without_batch_scopes_converges_through_single_writes(hubcomm_fake_factory, monkeypatch, tmp_path):
-    fake = hubcomm_fake_factory(batch_scopes=False, requests_per_window=800, window_seconds=1.0)
+    fake = hubcomm_fake_factory(batch_scopes=False, requests_per_window=8_000, window_seconds=10.0)
     rows = [(f"s{i}@example.com", 101 + i % 3, "UNSUBSCRIBED") for i in range(5_000)]
     states, summary, proof = _run(fake, monkeypatch, tmp_path, rows, requests_per_10s=7_000)
     assert states == {"write": "success", "verify": "success"}
