@@ -16,8 +16,10 @@ from tests.conftest import TEST_DAGS
 pytestmark = pytest.mark.integration
 
 DAG_FILE = TEST_DAGS / "test_sensor_batch_status.py"
-#: Delayed batches become visible after this many seconds (poke_interval is 1 s).
-DELAY = 2.5
+#: Delayed batches become visible after this many seconds (poke_interval is 1 s). Long enough that the sensor's
+#: first check comes before it even on a loaded 2-core machine running both CI suites (task start-up in
+#: ``dag.test()`` alone can take seconds there), so the tests see the sensor wait, defer or reschedule.
+DELAY = 8.0
 
 
 class Run:
