@@ -214,6 +214,7 @@ def test_gdpr_proof_fails_when_not_unsubscribed(hubcomm_fake_factory, monkeypatc
     hook.close()
 
 
+@pytest.mark.slow  # about a minute on a loaded machine: run with the latest Airflow only (scripts/test.sh)
 def test_large_consent_sync(examples_env, seed_module, hubcomm_fake_factory, monkeypatch):
     from airflow.models.pool import Pool
 
