@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import os
 import importlib.util
+import os
 import random
 import time
 from pathlib import Path
