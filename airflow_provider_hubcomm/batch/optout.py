@@ -31,7 +31,7 @@ from airflow_provider_hubcomm.batch.reasons import (
     NOT_FINAL,
     Reason,
     classify_error,
-    is_missing_batch_scope,
+    is_missing_scopes,
     is_too_large,
     not_sent,
 )
@@ -180,7 +180,7 @@ class BatchUnsubscribeAllRun:
                     self.size.reduce(half, self.hook.redact(str(err)))
                     pieces.extend((piece[half:], piece[:half]))
                     continue
-                if is_missing_batch_scope(err):
+                if is_missing_scopes(err):
                     out.fatal = (err, [r for p in [piece, *pieces] for r in p])
                     return out
                 fatal, reason = classify_error(err)

@@ -51,6 +51,7 @@ class GuardReads(Protocol):
     ) -> WideStatusResponse:
         """Async twin of :meth:`get_unsubscribe_all_status`."""
 
+
 _ALLOW = "Pass allow_resubscribe=True only with the contact's explicit permission."
 
 

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommAuthError, HubCommNotFoundError
+from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommNotFoundError, is_missing_scopes
 from airflow_provider_hubcomm.readback.errors import UnreadableRowsError
 from airflow_provider_hubcomm.readback.rows import (
     DEFAULT_READ_BATCH_SIZE,
@@ -57,7 +57,6 @@ __all__ = [
     "StatusReader",
     "actuals_from_response",
     "actuals_from_single",
-    "is_missing_scopes",
     "plan_reads",
     "read_async",
     "read_sync",
@@ -291,14 +290,6 @@ def actuals_from_wide_single(subscriber: str, brand: int, response: WideStatusRe
     if response is None or not _opted_out(response.results, brand):
         return {}
     return {(subscriber.strip().lower(), wide_code(brand)): OPTED_OUT}
-
-
-def is_missing_scopes(err: BaseException) -> bool:
-    """Whether ``err`` is HubSpot's ``403 MISSING_SCOPES`` (no batch scopes on the account's tier).
-
-    :param err: an exception raised by the hook.
-    """
-    return isinstance(err, HubCommAuthError) and err.missing_scopes
 
 
 class StatusReader:

@@ -6,13 +6,13 @@ import logging
 
 import pytest
 
+from airflow_provider_hubcomm.exceptions import is_missing_scopes
 from airflow_provider_hubcomm.hooks._catalog import Subscription, SubscriptionCatalog
 from airflow_provider_hubcomm.readback import UnreadableRowsError
 from airflow_provider_hubcomm.readback.loop import (
     ReadBackLoop,
     ReadRequest,
     StatusReader,
-    is_missing_scopes,
     plan_reads,
     run_async,
     run_sync,
