@@ -6,7 +6,7 @@ Used by :class:`~airflow_provider_hubcomm.sensors.hubcomm.BatchStatusSensor` (sy
 * :mod:`~airflow_provider_hubcomm.readback.rows`: the writer's summary, its written rows, their selection;
 * :mod:`~airflow_provider_hubcomm.readback.loop`: the one loop (plan reads by brand, batch or single reads);
 * :mod:`~airflow_provider_hubcomm.readback.state`: what is known across checks, the result and messages;
-* :mod:`~airflow_provider_hubcomm.readback.types`: the typed result and trigger payload;
+* :mod:`~airflow_provider_hubcomm.contracts`: the typed result and trigger payload;
 * :mod:`~airflow_provider_hubcomm.readback.errors`: the failures a retry cannot fix.
 """
 

@@ -31,13 +31,14 @@ from airflow_provider_hubcomm.readback.rows import (
     DEFAULT_READ_BATCH_SIZE,
     OPTED_OUT,
     Key,
-    Row,
+    ReadbackRow,
     iter_blocks,
     wide_brand,
     wide_code,
 )
 
 if TYPE_CHECKING:
+    from airflow_provider_hubcomm.contracts import ReadMode
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
     from airflow_provider_hubcomm.models import (
         BatchReadResponse,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
         WideStatusResponse,
     )
     from airflow_provider_hubcomm.readback.state import VerificationState
-    from airflow_provider_hubcomm.readback.types import ReadMode
 
 __all__ = [
     "Answer",
@@ -74,7 +74,7 @@ class ReadRequest:
 
     brand: int
     subscriber_ids: list[str]
-    rows: list[Row]
+    rows: list[ReadbackRow]
 
 
 #: A check in progress: yields read requests, is sent their answers.
@@ -91,7 +91,7 @@ class BrandLookup(Protocol):
 
 
 def plan_reads(
-    rows: Iterable[Row], brands: BrandLookup, max_ids: int = DEFAULT_READ_BATCH_SIZE
+    rows: Iterable[ReadbackRow], brands: BrandLookup, max_ids: int = DEFAULT_READ_BATCH_SIZE
 ) -> Iterator[ReadRequest]:
     """Group rows by their subscription's brand, then into reads of at most ``max_ids`` distinct subscribers.
 
@@ -106,8 +106,8 @@ def plan_reads(
     #: (brand, subscriber) -> order of first appearance; plain tuples of atomic values are cheap to keep.
     order: dict[tuple[int, str], int] = {}
     placed: list[tuple[int, int]] = []  # (order, index in rows) per row
-    listed: list[Row] = list(rows)
-    unknown: dict[int, list[Row]] = {}
+    listed: list[ReadbackRow] = list(rows)
+    unknown: dict[int, list[ReadbackRow]] = {}
     for index, row in enumerate(listed):
         brand = wide_brand(row.subscription)
         if brand is None:
@@ -135,10 +135,10 @@ def plan_reads(
 
 
 def _requests(
-    rows: list[Row], keys: list[tuple[int, str]], placed: list[tuple[int, int]], max_ids: int
+    rows: list[ReadbackRow], keys: list[tuple[int, str]], placed: list[tuple[int, int]], max_ids: int
 ) -> Iterator[ReadRequest]:
     ids: list[str] = []
-    chunk: list[Row] = []
+    chunk: list[ReadbackRow] = []
     brand: int | None = None
     last = -1
     for position, index in placed:
@@ -169,7 +169,7 @@ class ReadBackLoop:
         self.brands = brands
         self.read_batch_size = read_batch_size
 
-    def check(self, first_rows: Iterable[Row] | None, *, confirm_now: bool) -> Check:
+    def check(self, first_rows: Iterable[ReadbackRow] | None, *, confirm_now: bool) -> Check:
         """Read everything selected (``first_rows``: a first check) or only the outstanding rows; count the check.
 
         :param first_rows: the rows of a first check (streamed), or ``None`` to re-read the outstanding rows.
@@ -185,7 +185,7 @@ class ReadBackLoop:
             yield from self._read(candidates, first_read=False)
         state.checks += 1
 
-    def _read(self, rows: Iterable[Row], *, first_read: bool) -> Check:
+    def _read(self, rows: Iterable[ReadbackRow], *, first_read: bool) -> Check:
         for block in iter_blocks(rows):
             for request in plan_reads(block, self.brands, self.read_batch_size):
                 answer = yield request

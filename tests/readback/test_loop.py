@@ -17,15 +17,15 @@ from airflow_provider_hubcomm.readback.loop import (
     run_async,
     run_sync,
 )
-from airflow_provider_hubcomm.readback.rows import Row
+from airflow_provider_hubcomm.readback.rows import ReadbackRow
 from airflow_provider_hubcomm.readback.state import VerificationState
 from tests.sensors.readback import make_rows, record
 
 CATALOG = SubscriptionCatalog([Subscription(101, "A", 0, True), Subscription(102, "B", 7, True)], [0, 7])
 
 
-def rows_of(records: list[dict]) -> list[Row]:
-    return [Row.from_record(r) for r in records]
+def rows_of(records: list[dict]) -> list[ReadbackRow]:
+    return [ReadbackRow.from_record(r) for r in records]
 
 
 class TestPlanReads:
