@@ -35,6 +35,8 @@ from airflow.providers.common.compat.sdk import AirflowException
 if TYPE_CHECKING:
     import httpx
 
+    from airflow_provider_hubcomm.contracts import BatchSummary
+
 Redact = Callable[[str], str]
 
 __all__ = [
@@ -142,7 +144,7 @@ class HubCommThresholdError(HubCommError):
     :param summary: the JSON-able run summary.
     """
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: BatchSummary) -> None:
         super().__init__(message)
         self.summary = summary
 
@@ -154,7 +156,7 @@ class BatchAbortedError(HubCommError):
     :param summary: the JSON-able run summary (the rows not sent are counted failed).
     """
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: BatchSummary) -> None:
         super().__init__(message)
         self.summary = summary
 

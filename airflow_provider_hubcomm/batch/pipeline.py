@@ -26,9 +26,9 @@ from airflow_provider_hubcomm.exceptions import HubCommError
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.chunk import BatchSize
     from airflow_provider_hubcomm.batch.reasons import ChunkResult
-    from airflow_provider_hubcomm.batch.report import Progress
     from airflow_provider_hubcomm.batch.rows import WriteRow
-    from airflow_provider_hubcomm.batch.summary import RunAccount
+    from airflow_provider_hubcomm.batch.summary import Progress
+    from airflow_provider_hubcomm.batch.write_account import RunAccount
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 

@@ -11,6 +11,8 @@ from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_ou
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_hubcomm.contracts import OptOutSummary, RunSummary
+
 __all__ = ["BatchUnsubscribeAllOperator", "BatchWriteStatusesOperator"]
 
 
@@ -175,7 +177,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         options["output_dir"], options["output_name"] = run_outputs(context, self.output_dir)
         return options
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> RunSummary:
         """Build the batch run over the hook, run it, and return its summary."""
         from airflow_provider_hubcomm.assets import record_outlet_events
         from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
@@ -299,16 +301,16 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
             raise HubCommConfigError(f"business_unit_id must be a whole number >= 0, got {value!r}")
         return unit
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> OptOutSummary:
         """Check every row, send the opt-outs, and return the run summary (pushed as ``summary`` on failure)."""
         from airflow_provider_hubcomm.assets import record_outlet_events
         from airflow_provider_hubcomm.batch.engine import MAX_CONCURRENCY, int_option
         from airflow_provider_hubcomm.batch.optout import BatchUnsubscribeAllRun
         from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
         from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
-        from airflow_provider_hubcomm.batch.report import check_thresholds, log_summary
         from airflow_provider_hubcomm.batch.single import DEFAULT_DAILY_REQUEST_BUDGET
         from airflow_provider_hubcomm.batch.sources import iter_rows
+        from airflow_provider_hubcomm.batch.summary import check_thresholds, log_summary
         from airflow_provider_hubcomm.batch.thresholds import check_ratio_option
         from airflow_provider_hubcomm.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, MAX_BATCH_SIZE
 
@@ -339,7 +341,7 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
             on_missing_batch_scope=self.on_missing_batch_scope,
             daily_request_budget=self.daily_request_budget or DEFAULT_DAILY_REQUEST_BUDGET,
         )
-        summary: dict[str, Any] | None = None
+        summary: OptOutSummary | None = None
         try:
             summary = run.run(iter_rows(self.inputs, file_format=self.file_format), account)
         except HubCommError as err:
@@ -348,9 +350,9 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
                 failed.discard()
             raise
         finally:
-            paths = {"failed_rows_path": failed.close(), "written_rows_path": written.close() if written else None}
+            failed_path, written_path = failed.close(), written.close() if written else None
             if summary is not None:
-                summary.update(paths)
+                summary.update({"failed_rows_path": failed_path, "written_rows_path": written_path})
                 log_summary(summary)
                 if summary.get("aborted_by"):
                     context["ti"].xcom_push(key="summary", value=summary)
