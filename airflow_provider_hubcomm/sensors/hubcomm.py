@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         TriggerPayload,
     )
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-    from airflow_provider_hubcomm.readback.loop import StatusReader
+    from airflow_provider_hubcomm.readback.reads import StatusReader
     from airflow_provider_hubcomm.readback.state import VerificationState
 
 # Re-exported: the failures were importable from here (and from batch.verify, now removed).
@@ -215,7 +215,7 @@ class BatchStatusSensor(BaseSensorOperator):
 
     def _reader(self, meta: ReadBackMeta) -> StatusReader:
         """Return the read mode, kept across pokes once batch reads were refused for missing scopes."""
-        from airflow_provider_hubcomm.readback.loop import StatusReader
+        from airflow_provider_hubcomm.readback.reads import StatusReader
 
         if self._status_reader is None:
             self._status_reader = StatusReader(meta.get("read_mode", "batch"), meta["channel"], self.log)
@@ -223,7 +223,8 @@ class BatchStatusSensor(BaseSensorOperator):
 
     def _check(self, summary: BatchSummary, meta: ReadBackMeta, state: VerificationState | None) -> VerificationState:
         """Read back: everything selected (no state yet) or only the outstanding rows; return the state."""
-        from airflow_provider_hubcomm.readback.loop import ReadBackLoop, read_sync, run_sync
+        from airflow_provider_hubcomm.readback.loop import ReadBackLoop, run_sync
+        from airflow_provider_hubcomm.readback.reads import read_sync
         from airflow_provider_hubcomm.readback.rows import iter_written_rows, rows_to_check
         from airflow_provider_hubcomm.readback.state import VerificationState
 

@@ -14,7 +14,8 @@ from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommConnecti
 
 # Imported at module level, not in run(): an import is CPU work that would hold the triggerer's event loop.
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-from airflow_provider_hubcomm.readback.loop import ReadBackLoop, StatusReader, read_async, run_async
+from airflow_provider_hubcomm.readback.loop import ReadBackLoop, run_async
+from airflow_provider_hubcomm.readback.reads import StatusReader, read_async
 from airflow_provider_hubcomm.readback.rows import DEFAULT_READ_BATCH_SIZE, iter_path_rows, rows_to_check
 from airflow_provider_hubcomm.readback.state import (
     VerificationState,

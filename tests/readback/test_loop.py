@@ -12,11 +12,11 @@ from airflow_provider_hubcomm.readback import UnreadableRowsError
 from airflow_provider_hubcomm.readback.loop import (
     ReadBackLoop,
     ReadRequest,
-    StatusReader,
     plan_reads,
     run_async,
     run_sync,
 )
+from airflow_provider_hubcomm.readback.reads import StatusReader
 from airflow_provider_hubcomm.readback.rows import ReadbackRow
 from airflow_provider_hubcomm.readback.state import VerificationState
 from tests.sensors.readback import make_rows, record

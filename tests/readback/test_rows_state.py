@@ -8,7 +8,8 @@ import pytest
 from airflow_provider_hubcomm.hooks._catalog import Subscription, SubscriptionCatalog
 from airflow_provider_hubcomm.models import BatchReadResponse
 from airflow_provider_hubcomm.readback import BatchSummaryError
-from airflow_provider_hubcomm.readback.loop import actuals_from_response, plan_reads
+from airflow_provider_hubcomm.readback.loop import plan_reads
+from airflow_provider_hubcomm.readback.reads import actuals_from_response
 from airflow_provider_hubcomm.readback.rows import (
     ReadbackRow,
     iter_written_rows,
