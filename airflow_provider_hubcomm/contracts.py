@@ -6,19 +6,19 @@ only :mod:`typing`, so any part of the package may use it. ``docs/dev/CONTRACTS.
 ``tests/docs/test_contracts.py`` checks that it names every key here and that a real run's summary has exactly
 the keys of its type.
 
-=============================  ==========================================  ===================================
-Contract                       Produced by                                 Read by
-=============================  ==========================================  ===================================
-:class:`RunSummary`            ``batch.summary.RunAccount.summary``        users' DAGs, ``BatchStatusSensor``
-:class:`OptOutSummary`         ``batch.optout.BatchUnsubscribeAllRun``     users' DAGs, ``BatchStatusSensor``
-:class:`WrittenStatusRecord`   ``batch.summary.RunAccount.write``          ``readback.rows.ReadbackRow``
-:class:`WrittenOptOutRecord`   ``batch.optout_account.OptOutAccount``      ``readback.rows.ReadbackRow``
-:class:`FailedRecord`          ``batch.summary.Tally`` (both runs)         users (the failed-rows file)
-:class:`ReadBackMeta`          ``BatchStatusSensor._meta``                 ``readback.state``, the trigger
-:class:`HandOverState`         ``readback.state.VerificationState``        the trigger (its ``state`` kwarg)
-:class:`ReadBackResult`        ``readback.state.build_result``             users (XCom), ``execute_complete``
-:class:`TriggerPayload`        ``BatchStatusTrigger``                      ``BatchStatusSensor.execute_complete``
-=============================  ==========================================  ===================================
+=============================  ===============================================  ==============================
+Contract                       Produced by                                      Read by
+=============================  ===============================================  ==============================
+:class:`RunSummary`            ``batch.write_account.RunAccount.summary``       users' DAGs, the sensor
+:class:`OptOutSummary`         ``batch.optout_account.OptOutAccount.summary``   users' DAGs, the sensor
+:class:`WrittenStatusRecord`   ``batch.write_account.RunAccount.write``         ``readback.rows.ReadbackRow``
+:class:`WrittenOptOutRecord`   ``batch.optout_account.OptOutAccount.write``     ``readback.rows.ReadbackRow``
+:class:`FailedRecord`          ``batch.summary.Tally`` (both runs)              users (the failed-rows file)
+:class:`ReadBackMeta`          ``BatchStatusSensor._meta``                      ``readback.state``, the trigger
+:class:`HandOverState`         ``readback.state.VerificationState.to_json``     the trigger (``state`` kwarg)
+:class:`ReadBackResult`        ``readback.state.build_result``                  users (XCom), the sensor
+:class:`TriggerPayload`        ``BatchStatusTrigger``                           ``execute_complete``
+=============================  ===============================================  ==============================
 
 A summary from an older version, or one a user wrote by hand, may lack keys: the read-back reads what it
 needs with ``.get`` and fails only when the rows cannot be found.
