@@ -6,10 +6,8 @@ import json
 import pytest
 
 from airflow_provider_hubcomm.hooks._catalog import Subscription, SubscriptionCatalog
-from airflow_provider_hubcomm.models import BatchReadResponse
 from airflow_provider_hubcomm.readback import BatchSummaryError
 from airflow_provider_hubcomm.readback.loop import plan_reads
-from airflow_provider_hubcomm.readback.reads import actuals_from_response
 from airflow_provider_hubcomm.readback.rows import (
     ReadbackRow,
     iter_written_rows,
@@ -132,19 +130,6 @@ class TestPlanReads:
         assert [len(p.subscriber_ids) for p in plans] == [100, 100, 50]
         assert all(len(p.rows) == 2 * len(p.subscriber_ids) for p in plans)
         assert {p.brand for p in plans} == {0}
-
-    def test_actuals_from_a_207_answer(self):
-        answer = BatchReadResponse.model_validate(
-            {
-                "status": "COMPLETE",
-                "results": [
-                    {"subscriberIdString": "A@x.com", "statuses": [{"subscriptionId": 101, "status": "subscribed"}]}
-                ],
-                "errors": [{"category": "OBJECT_NOT_FOUND", "message": "b@x.com"}],
-                "numErrors": 1,
-            }
-        )
-        assert actuals_from_response(answer) == {("a@x.com", 101): "SUBSCRIBED"}
 
 
 def meta(s: dict, **over) -> dict:
