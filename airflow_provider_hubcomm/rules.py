@@ -175,6 +175,10 @@ class Invalid(ValueError):
         self.problem = problem
 
 
+#: A required field without a value (``None`` or empty).
+MISSING_VALUE: Final = Problem("is required but missing or empty", kind="missing")
+
+
 def pair_problem(given: str, how: str = "is given") -> Problem:
     """Return the problem of the field of :data:`LEGAL_BASIS_PAIR` missing while ``given`` is there.
 

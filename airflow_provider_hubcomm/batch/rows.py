@@ -30,6 +30,7 @@ from airflow_provider_hubcomm.rules import (
     LEGAL_BASIS,
     LEGAL_BASIS_EXPLANATION,
     LEGAL_BASIS_PAIR,
+    MISSING_VALUE,
     REQUIRED_FIELDS,
     SPELLINGS,
     STATUS_STATE,
@@ -73,7 +74,6 @@ _make_row: Callable[[type[WriteRow], tuple[Any, ...]], WriteRow] = tuple.__new__
 #: Source key of a field that no column feeds: never a key of a user mapping, so ``raw.get`` gives ``None``.
 _NO_COLUMN: Final = object()
 _UNKNOWN_CACHE_MAX: Final = 1024
-_MISSING: Final = "is required but missing or empty"
 
 
 class WriteRow(NamedTuple):
@@ -320,10 +320,11 @@ class RowValidator:
 
     def _missing_error(self, row_number: int, field: str) -> RowError:
         source = self._sources[field]
-        message = _MISSING
+        problem = MISSING_VALUE
         if source is None:
-            message += f" (no column feeds it: column {field!r} is mapped to {self.column_map[field]!r})"
-        return RowError.of(row_number, field, Problem(message, kind="missing"), column=source)
+            why = f" (no column feeds it: column {field!r} is mapped to {self.column_map[field]!r})"
+            problem = problem._replace(message=problem.message + why)
+        return RowError.of(row_number, field, problem, column=source)
 
     def _full_check(self, row_number: int, raw: Mapping[str, Any]) -> WriteRow | list[RowError]:
         """Check every field and collect every error (the slow path; it also accepts unusual valid values)."""

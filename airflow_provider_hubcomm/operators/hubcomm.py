@@ -9,6 +9,7 @@ from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.operators._arguments import check_status_arguments, check_unsubscribe_all_arguments
 from airflow_provider_hubcomm.operators._base import HubCommBaseOperator
 from airflow_provider_hubcomm.operators.batch import BatchWriteStatusesOperator
+from airflow_provider_hubcomm.rules import Channel, argument_problem, arguments_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -115,10 +116,8 @@ class SetStatusOperator(HubCommBaseOperator):
             try:
                 found = self.hook.subscription_catalog().resolve(subscription)
             except SubscriptionLookupError as err:
-                raise HubCommValidationError(
-                    f"invalid arguments, nothing was sent:\nsubscription_id: {err}",
-                    [{"row": None, "field": "subscription_id", "value": subscription, "message": str(err)}],
-                ) from None
+                problems = [argument_problem("subscription_id", subscription, str(err))]
+                raise HubCommValidationError(arguments_message(problems), problems) from None
             self.log.info("subscription_id %r is subscription %s.", subscription, found.describe())
             subscription = found.id
         return StatusUpdate.model_validate(
@@ -191,8 +190,6 @@ class UnsubscribeAllOperator(HubCommBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate and unsubscribe the contact from all e-mail; return HubSpot's answer."""
-        from airflow_provider_hubcomm.models import Channel
-
         subscriber, channel_name, unit = check_unsubscribe_all_arguments(
             subscriber_id=self.subscriber_id, channel=self.channel, business_unit_id=self.business_unit_id
         )

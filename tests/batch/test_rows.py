@@ -246,7 +246,9 @@ class TestColumns:
         validator = RowValidator(column_map={"state": "statusState"})
         raw = {"subscriberIdString": "a@b.co", "subscriptionId": 1, "state": "SUBSCRIBD"}
         error = only(raw, validator)
-        assert str(error) == f"row 3, column 'state' (statusState): value 'SUBSCRIBD' is not allowed; allowed values: {STATES}"
+        assert str(error) == (
+            f"row 3, column 'state' (statusState): value 'SUBSCRIBD' is not allowed; allowed values: {STATES}"
+        )
         assert error.to_dict()["field"] == "statusState"
 
     def test_mapped_api_name_becomes_unknown(self):
