@@ -43,6 +43,7 @@ def _engine(hook: HubCommHook, **options: Any) -> BatchWriteEngine:
         return BatchWriteEngine(hook, **options)  # type: ignore[call-arg]
     return BatchWriteEngine(hook, BatchWriteOptions(**options))
 
+
 ROWS = 20_000
 BATCH = 100
 SUBSCRIPTIONS = {101: "Newsletter", 102: "Product updates"}
