@@ -10,7 +10,7 @@ is allowed, in the words of :func:`~airflow_provider_hubcomm.rules.arguments_mes
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -43,8 +43,10 @@ from airflow_provider_hubcomm.rules import (
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
 
-__all__ = ["PROGRESS_INTERVAL", "BatchWriteOptions", "RunOptions", "UnsubscribeAllOptions"]
+__all__ = ["NOT_ARGUMENTS", "PROGRESS_INTERVAL", "BatchWriteOptions", "RunOptions", "UnsubscribeAllOptions"]
 
+#: The fields that are not an operator argument (the operator or the engine sets them).
+NOT_ARGUMENTS: Final = frozenset({"output_name", "progress_interval"})
 #: Seconds between progress lines of a batch write (a line is also logged at every 10 % of the rows).
 PROGRESS_INTERVAL = 10.0
 
@@ -103,8 +105,9 @@ def _in_the_users_words(error: ErrorDetails) -> dict[str, Any]:
 class RunOptions(BaseModel):
     """What every batch run is told (status writes and opt-outs from all e-mail), validated once.
 
-    Build it from raw (rendered) arguments with ``model_validate({...})`` (or keywords, in tests). Frozen: a run
-    never changes its options; :meth:`for_task_run` returns a copy with the task run's outputs.
+    Build it from raw (rendered) arguments with ``model_validate({...})`` (the operators use
+    :func:`~airflow_provider_hubcomm.operators.batch.run_options`), or with keywords. Frozen: a run never changes
+    its options; :meth:`for_task_run` returns a copy with the task run's outputs.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)

@@ -3,8 +3,8 @@
 Every message names the operator argument the user passed (``status``, not only HubSpot's ``statusState``),
 shows the value as given and lists the allowed values once. The rules are the provider's rules
 (:mod:`~airflow_provider_hubcomm.rules`), applied through the batch rows' validator
-(:class:`~airflow_provider_hubcomm.batch.rows.RowValidator`, imported inside the function: DAG files import
-the operators on every parse, and only ``execute()`` validates anything).
+(:class:`~airflow_provider_hubcomm.batch.rows.RowValidator`). Both are imported inside the functions: DAG files
+import the operators on every parse, and only ``execute()`` validates anything.
 """
 
 from __future__ import annotations
@@ -13,21 +13,8 @@ import re
 from typing import Any, NamedTuple, NoReturn
 
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
-from airflow_provider_hubcomm.rules import (
-    ARGUMENT_OF_FIELD,
-    CHANNEL,
-    DEFAULT_CHANNEL,
-    SUBSCRIPTION_ID,
-    Invalid,
-    argument_problem,
-    arguments_message,
-    check_business_unit_id,
-    check_enum,
-)
-from airflow_provider_hubcomm.rules import check_subscriber as _subscriber
 
 __all__ = [
-    "ARGUMENT_OF_FIELD",
     "StatusArguments",
     "check_status_arguments",
     "check_subscriber",
@@ -56,6 +43,8 @@ class StatusArguments(NamedTuple):
 
 
 def _raise(problems: list[dict[str, Any]]) -> NoReturn:
+    from airflow_provider_hubcomm.rules import arguments_message
+
     raise HubCommValidationError(arguments_message(problems), problems)
 
 
@@ -72,8 +61,11 @@ def check_subscriber(subscriber_id: Any) -> str:
 
     :param subscriber_id: the argument as given.
     """
+    from airflow_provider_hubcomm.rules import Invalid, argument_problem
+    from airflow_provider_hubcomm.rules import check_subscriber as subscriber
+
     try:
-        return _subscriber(subscriber_id)
+        return subscriber(subscriber_id)
     except Invalid as exc:
         _raise([argument_problem("subscriber_id", subscriber_id, exc.problem.message)])
 
@@ -98,6 +90,7 @@ def check_status_arguments(
     :raises HubCommValidationError: naming each bad argument, its value as given and the allowed values.
     """
     from airflow_provider_hubcomm.batch.rows import RowValidator
+    from airflow_provider_hubcomm.rules import ARGUMENT_OF_FIELD, DEFAULT_CHANNEL, SUBSCRIPTION_ID, argument_problem
 
     subscriber = check_subscriber(subscriber_id)
     given = {
@@ -152,6 +145,8 @@ def check_unsubscribe_all_arguments(
     :param business_unit_id: the brand id (an integer >= 0), or ``None``/empty.
     :raises HubCommValidationError: naming each bad argument, its value as given and the allowed values.
     """
+    from airflow_provider_hubcomm.rules import CHANNEL, Invalid, argument_problem, check_business_unit_id, check_enum
+
     subscriber = check_subscriber(subscriber_id)
     problems: list[dict[str, Any]] = []
     canonical = unit = None

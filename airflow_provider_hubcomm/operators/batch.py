@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from airflow_provider_hubcomm.exceptions import HubCommError
 from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_outputs
@@ -11,9 +11,31 @@ from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_ou
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_hubcomm.batch.options import BatchWriteOptions, UnsubscribeAllOptions
+    from airflow_provider_hubcomm.batch.options import BatchWriteOptions, RunOptions, UnsubscribeAllOptions
 
-__all__ = ["BatchUnsubscribeAllOperator", "BatchWriteStatusesOperator"]
+__all__ = ["BatchUnsubscribeAllOperator", "BatchWriteStatusesOperator", "run_options"]
+
+OptionsT = TypeVar("OptionsT", bound="RunOptions")
+
+
+def run_options(
+    operator: HubCommBaseOperator, options_type: type[OptionsT], context: Context | dict[str, Any]
+) -> OptionsT:
+    """Validate an operator's (rendered) arguments into its run's options, with the task run's outputs.
+
+    The options' fields are the operator's argument names (``tests/batch/test_options.py`` holds both lists
+    equal), so a bad value is reported under the argument the user passed, before any request.
+
+    :param operator: the batch operator.
+    :param options_type: :class:`~airflow_provider_hubcomm.batch.options.BatchWriteOptions` or
+        :class:`~airflow_provider_hubcomm.batch.options.UnsubscribeAllOptions`.
+    :param context: the task context (for the per-run output folder and file names).
+    """
+    from airflow_provider_hubcomm.batch.options import NOT_ARGUMENTS
+
+    fields = (name for name in options_type.model_fields if name not in NOT_ARGUMENTS)
+    options = options_type.model_validate({name: getattr(operator, name) for name in fields})
+    return options.for_task_run(*run_outputs(context, options.output_dir))
 
 
 class BatchWriteStatusesOperator(HubCommBaseOperator):
@@ -150,28 +172,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         """Validate the (rendered) arguments into the run's options, plus the task run's output folder and names."""
         from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 
-        options = BatchWriteOptions.model_validate(
-            {
-                "column_map": self.column_map,
-                "defaults": self.defaults,
-                "batch_size": self.batch_size,
-                "max_concurrency": self.max_concurrency,
-                "on_invalid": self.on_invalid,
-                "dry_run": self.dry_run,
-                "only_changes": self.only_changes,
-                "allow_resubscribe": self.allow_resubscribe,
-                "failed_rows_path": self.failed_rows_path,
-                "output_dir": self.output_dir,
-                "max_failed_rows": self.max_failed_rows,
-                "max_failed_ratio": self.max_failed_ratio,
-                "file_format": self.file_format,
-                "extra_columns": self.extra_columns,
-                "max_invalid_ratio": self.max_invalid_ratio,
-                "on_missing_batch_scope": self.on_missing_batch_scope,
-                "daily_request_budget": self.daily_request_budget,
-            }
-        )
-        return options.for_task_run(*run_outputs(context, options.output_dir))
+        return run_options(self, BatchWriteOptions, context)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Build the batch run over the hook, run it, and return its summary."""
@@ -287,26 +288,7 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
         """Validate the (rendered) arguments into the run's options, plus the task run's output folder and names."""
         from airflow_provider_hubcomm.batch.options import UnsubscribeAllOptions
 
-        options = UnsubscribeAllOptions.model_validate(
-            {
-                "subscriber_column": self.subscriber_column,
-                "business_unit_id": self.business_unit_id,
-                "verbose": self.verbose,
-                "batch_size": self.batch_size,
-                "max_concurrency": self.max_concurrency,
-                "on_invalid": self.on_invalid,
-                "max_invalid_ratio": self.max_invalid_ratio,
-                "dry_run": self.dry_run,
-                "failed_rows_path": self.failed_rows_path,
-                "output_dir": self.output_dir,
-                "max_failed_rows": self.max_failed_rows,
-                "max_failed_ratio": self.max_failed_ratio,
-                "on_missing_batch_scope": self.on_missing_batch_scope,
-                "daily_request_budget": self.daily_request_budget,
-                "file_format": self.file_format,
-            }
-        )
-        return options.for_task_run(*run_outputs(context, options.output_dir))
+        return run_options(self, UnsubscribeAllOptions, context)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Check every row, send the opt-outs, and return the run summary (pushed as ``summary`` on failure)."""

@@ -9,7 +9,6 @@ from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.operators._arguments import check_status_arguments, check_unsubscribe_all_arguments
 from airflow_provider_hubcomm.operators._base import HubCommBaseOperator
 from airflow_provider_hubcomm.operators.batch import BatchWriteStatusesOperator
-from airflow_provider_hubcomm.rules import Channel, argument_problem, arguments_message
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -110,6 +109,7 @@ class SetStatusOperator(HubCommBaseOperator):
         """Build the request body; resolve a subscription name through the catalog (one read)."""
         from airflow_provider_hubcomm.hooks._catalog import SubscriptionLookupError
         from airflow_provider_hubcomm.models import StatusUpdate
+        from airflow_provider_hubcomm.rules import argument_problem, arguments_message
 
         subscription = args.subscription
         if isinstance(subscription, str):
@@ -190,6 +190,8 @@ class UnsubscribeAllOperator(HubCommBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate and unsubscribe the contact from all e-mail; return HubSpot's answer."""
+        from airflow_provider_hubcomm.rules import Channel
+
         subscriber, channel_name, unit = check_unsubscribe_all_arguments(
             subscriber_id=self.subscriber_id, channel=self.channel, business_unit_id=self.business_unit_id
         )

@@ -7,12 +7,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_hubcomm.batch.options import BatchWriteOptions, RunOptions, UnsubscribeAllOptions
+from airflow_provider_hubcomm.batch.options import NOT_ARGUMENTS, BatchWriteOptions, RunOptions, UnsubscribeAllOptions
 from airflow_provider_hubcomm.exceptions import HubCommConfigError
 from airflow_provider_hubcomm.operators import BatchUnsubscribeAllOperator, BatchWriteStatusesOperator
-
-#: Options the operator sets itself (not arguments of the operator).
-NOT_ARGUMENTS = {"output_name", "progress_interval"}
 
 
 @pytest.mark.parametrize(
