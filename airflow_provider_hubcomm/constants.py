@@ -54,6 +54,8 @@ RATE_LIMIT_SAFETY: Final = 0.15
 DEFAULT_BATCH_SIZE: Final = 100
 MAX_BATCH_SIZE: Final = 1000
 DEFAULT_MAX_CONCURRENCY: Final = 4
+#: Upper bound of ``max_concurrency`` (the hook's connection pool holds 64 connections).
+MAX_CONCURRENCY: Final = 32
 
 #: Largest signed 64-bit integer (``subscriptionId`` is an int64).
 INT64_MAX: Final = 2**63 - 1

@@ -1,19 +1,40 @@
 """Pydantic v2 models of HubSpot's Communication Preferences API.
 
-Requests we build are strict (``extra="forbid"``, enums, positive int64 ids, e-mail-like subscriber ids);
+Requests we build are strict (``extra="forbid"``, enums, positive int64 ids, e-mail-like subscriber ids), by
+the rules of :mod:`~airflow_provider_hubcomm.rules` (whose enums and ``is_valid_email`` are re-exported here);
 responses are tolerant (``extra="allow"``, every field optional, enum-like fields as plain ``str``), because
 HubSpot's own examples break its schema and a new field must never break a run.
 """
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from airflow_provider_hubcomm.constants import INT64_MAX
+from airflow_provider_hubcomm.rules import (
+    EMAIL_MAX_LEN,
+    PAIR_RULE,
+    SUBSCRIPTION_ID_MAX,
+    Channel,
+    LegalBasis,
+    StatusState,
+    check_enum,
+    check_explanation,
+    check_subscriber,
+    is_valid_email,
+    refuse_bool_or_fraction,
+)
 
 __all__ = [
     "AccessTokenResponse",
@@ -39,32 +60,6 @@ __all__ = [
 ]
 
 
-class Channel(StrEnum):
-    """Communication channel; HubSpot supports only ``EMAIL``."""
-
-    EMAIL = "EMAIL"
-
-
-class StatusState(StrEnum):
-    """Subscription status a write sets."""
-
-    SUBSCRIBED = "SUBSCRIBED"
-    UNSUBSCRIBED = "UNSUBSCRIBED"
-    NOT_SPECIFIED = "NOT_SPECIFIED"
-
-
-class LegalBasis(StrEnum):
-    """The seven legal bases HubSpot accepts for processing (GDPR)."""
-
-    CONSENT_WITH_NOTICE = "CONSENT_WITH_NOTICE"
-    LEGITIMATE_INTEREST_CLIENT = "LEGITIMATE_INTEREST_CLIENT"
-    LEGITIMATE_INTEREST_OTHER = "LEGITIMATE_INTEREST_OTHER"
-    LEGITIMATE_INTEREST_PQL = "LEGITIMATE_INTEREST_PQL"
-    NON_GDPR = "NON_GDPR"
-    PERFORMANCE_OF_CONTRACT = "PERFORMANCE_OF_CONTRACT"
-    PROCESS_AND_STORE = "PROCESS_AND_STORE"
-
-
 class BatchStatus(StrEnum):
     """Status of a HubSpot batch/action envelope."""
 
@@ -74,25 +69,18 @@ class BatchStatus(StrEnum):
     COMPLETE = "COMPLETE"
 
 
-#: Deliberately simple: one ``@``, a non-empty local part, a dotted domain, no whitespace or control chars,
-#: at most 254 characters. HubSpot is the authority; this only refuses what can never be an address.
-_EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f.]+$")
-EMAIL_MAX_LEN = 254
+T = TypeVar("T")
 
 
-def is_valid_email(value: str) -> bool:
-    """Return whether ``value`` looks like an e-mail address HubSpot could accept.
-
-    :param value: the candidate subscriber id.
-    """
-    return len(value) <= EMAIL_MAX_LEN and _EMAIL_RE.fullmatch(value) is not None
+def _none_to_list(value: Any) -> Any:
+    return [] if value is None else value
 
 
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
+#: A list HubSpot may send as ``null`` (read as empty).
+ListOrNull = Annotated[list[T], BeforeValidator(_none_to_list)]
 
-
-SubscriptionId = Annotated[int, Field(gt=0, le=INT64_MAX, strict=False)]
+#: ``subscriptionId``: pydantic's int parser, bounded; :func:`~.rules.refuse_bool_or_fraction` runs first.
+SubscriptionId = Annotated[int, Field(gt=0, le=SUBSCRIPTION_ID_MAX, strict=False)]
 
 
 class _Request(BaseModel):
@@ -110,24 +98,28 @@ class StatusUpdate(_Request):
     status_state: StatusState = Field(alias="statusState")
     subscription_id: SubscriptionId = Field(alias="subscriptionId")
     legal_basis: LegalBasis | None = Field(default=None, alias="legalBasis")
-    legal_basis_explanation: str | None = Field(default=None, alias="legalBasisExplanation", min_length=1)
+    legal_basis_explanation: str | None = Field(default=None, alias="legalBasisExplanation")
 
     @field_validator("channel", "status_state", "legal_basis", mode="before")
     @classmethod
-    def _case_insensitive(cls, value: Any) -> Any:
-        return _upper(value)
+    def _enum(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        return value if value is None else check_enum(cls.model_fields[name].alias or name, value)
 
     @field_validator("subscription_id", mode="before")
     @classmethod
     def _no_bool_or_float(cls, value: Any) -> Any:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError("must be a whole number")
-        return value
+        return refuse_bool_or_fraction(value)
+
+    @field_validator("legal_basis_explanation", mode="before")
+    @classmethod
+    def _explanation(cls, value: Any) -> Any:
+        return value if value is None else check_explanation(value)
 
     @model_validator(mode="after")
     def _basis_pair(self) -> StatusUpdate:
         if (self.legal_basis is None) != (self.legal_basis_explanation is None):
-            raise ValueError("legalBasis and legalBasisExplanation must be given together")
+            raise ValueError(PAIR_RULE)
         return self
 
     def to_api(self) -> dict[str, Any]:
@@ -143,12 +135,7 @@ class StatusWrite(StatusUpdate):
     @field_validator("subscriber_id_string", mode="before")
     @classmethod
     def _email(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError("must be a string holding an e-mail address (HubSpot's subscriberIdString)")
-        value = value.strip()
-        if not is_valid_email(value):
-            raise ValueError("must be an e-mail address (HubSpot's subscriberIdString)")
-        return value
+        return check_subscriber(value)
 
 
 class _Response(BaseModel):
@@ -200,19 +187,16 @@ class StandardError(_Response):
         return value if isinstance(value, dict) else {}
 
 
-T = TypeVar("T")
-
-
 class ActionResponse(_Response, Generic[T]):
     """HubSpot's action/batch envelope: ``status``, ``results``, errors and timestamps."""
 
     status: str | None = None
-    results: list[T] = Field(default_factory=list)
+    results: ListOrNull[T] = Field(default_factory=list)
     requested_at: str | None = Field(default=None, alias="requestedAt")
     started_at: str | None = Field(default=None, alias="startedAt")
     completed_at: str | None = Field(default=None, alias="completedAt")
     links: dict[str, Any] | None = None
-    errors: list[StandardError] = Field(default_factory=list)
+    errors: ListOrNull[StandardError] = Field(default_factory=list)
     num_errors: int | None = Field(default=None, alias="numErrors")
     #: HubSpot's correlation id of the HTTP answer (from its ``X-HubSpot-Correlation-Id`` header), if any.
     _correlation_id: str | None = PrivateAttr(default=None)
@@ -221,11 +205,6 @@ class ActionResponse(_Response, Generic[T]):
     def correlation_id(self) -> str | None:
         """HubSpot's correlation id of the answer this envelope came from (for support requests)."""
         return self._correlation_id
-
-    @field_validator("results", "errors", mode="before")
-    @classmethod
-    def _null_list(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 class SubscriberStatuses(_Response):
@@ -239,24 +218,14 @@ class SubscriberWideStatuses(_Response):
     """One subscriber's opt-out-of-all statuses in a ``batch/unsubscribe-all/read`` answer."""
 
     subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
-    wide_statuses: list[PublicWideStatus] = Field(default_factory=list, alias="wideStatuses")
-
-    @field_validator("wide_statuses", mode="before")
-    @classmethod
-    def _null_list(cls, value: Any) -> Any:
-        return [] if value is None else value
+    wide_statuses: ListOrNull[PublicWideStatus] = Field(default_factory=list, alias="wideStatuses")
 
 
 class SubscriberOptOut(_Response):
     """One subscriber's result in a ``batch/unsubscribe-all`` answer (``statuses`` only with ``verbose``)."""
 
     subscriber_id_string: str | None = Field(default=None, alias="subscriberIdString")
-    statuses: list[PublicStatus] = Field(default_factory=list)
-
-    @field_validator("statuses", mode="before")
-    @classmethod
-    def _null_list(cls, value: Any) -> Any:
-        return [] if value is None else value
+    statuses: ListOrNull[PublicStatus] = Field(default_factory=list)
 
 
 class SubscriptionDefinition(_Response):

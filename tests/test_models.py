@@ -28,12 +28,12 @@ class TestStatusWrite:
     @pytest.mark.parametrize(
         ("field", "value", "needle"),
         [
-            ("statusState", "SUBSCRIBD", "'SUBSCRIBED', 'UNSUBSCRIBED' or 'NOT_SPECIFIED'"),
+            ("statusState", "SUBSCRIBD", "allowed values: SUBSCRIBED, UNSUBSCRIBED, NOT_SPECIFIED"),
             ("subscriptionId", 0, "greater than 0"),
             ("subscriptionId", 2**63, "less than or equal"),
             ("subscriptionId", True, "whole number"),
             ("subscriptionId", 1.5, "whole number"),
-            ("channel", "SMS", "'EMAIL'"),
+            ("channel", "SMS", "allowed values: EMAIL"),
             ("subscriberIdString", "not-an-email", "e-mail address"),
             ("subscriberIdString", b"a@b.co", "must be a string"),
             ("subscriberIdString", 42, "must be a string"),

@@ -35,6 +35,7 @@ from airflow_provider_hubcomm.models import StatusState
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.chunk import BatchSize
+    from airflow_provider_hubcomm.batch.options import BatchWriteOptions
     from airflow_provider_hubcomm.batch.rows import WriteRow
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
@@ -54,14 +55,14 @@ CacheKey = tuple[str, int | None]
 Verdict = tuple[int, "WriteRow", str, object]
 
 
-def needs_read(write: WriteRow, *, guard: bool, only_changes: bool) -> bool:
+def needs_read(write: WriteRow, options: BatchWriteOptions) -> bool:
     """Return whether a row waits for a status read before its write.
 
     :param write: the row.
-    :param guard: the re-subscribe guard is on (``allow_resubscribe=False``).
-    :param only_changes: every row is read.
+    :param options: the run's options: the guard is on unless ``allow_resubscribe``; ``only_changes`` reads
+        every row.
     """
-    return only_changes or (guard and write.state == _SUBSCRIBED)
+    return options.only_changes or (not options.allow_resubscribe and write.state == _SUBSCRIBED)
 
 
 @dataclass(slots=True)
@@ -290,13 +291,14 @@ def _unreadable(why: Reason) -> Reason:
     )
 
 
-def decide(job: ReadJob, *, guard: bool, only_changes: bool) -> Iterator[Verdict]:
+def decide(job: ReadJob, options: BatchWriteOptions) -> Iterator[Verdict]:
     """Yield the verdict of each row of a finished, successful job (engine thread).
 
     :param job: the job, read.
-    :param guard: the re-subscribe guard is on (``allow_resubscribe=False``).
-    :param only_changes: skip rows whose state is already set.
+    :param options: the run's options: the guard is on unless ``allow_resubscribe``; ``only_changes`` skips
+        rows whose state is already set.
     """
+    guard, only_changes = not options.allow_resubscribe, options.only_changes
     for row, write in job.rows:
         sub = write.subscriber.lower()
         guarded = guard and write.state == _SUBSCRIBED

@@ -2,9 +2,10 @@
 
 A run reads the input once (any input :func:`~.sources.iter_rows` accepts), takes each row's subscriber from
 ``subscriber_column`` (other columns are ignored: a suppression list often carries more), and checks every row
-before the first request: a value that is not an e-mail address is invalid (``on_invalid``), an address seen
-before is a ``duplicate`` (compared case-insensitively; the first row is sent). A ``subscriber_column`` that no
-row has is an error, not an empty run.
+before the first request: a value that is not an e-mail address is invalid (``on_invalid``,
+``max_invalid_ratio``: a batch write's rules, :func:`~.thresholds.check_validation`), an address seen before is
+a ``duplicate`` (compared case-insensitively; the first row is sent). A ``subscriber_column`` that no row has is
+an error, not an empty run.
 
 Valid addresses go out in chunks of ``batch_size`` through ``POST …/statuses/batch/unsubscribe-all`` for one
 brand (``business_unit_id``), concurrently, through the hook's rate limiter and retry policy, with the same rules
@@ -36,12 +37,23 @@ from airflow_provider_hubcomm.batch.reasons import (
     not_sent,
 )
 from airflow_provider_hubcomm.batch.single import fallback_plan
-from airflow_provider_hubcomm.exceptions import BatchAbortedError, HubCommConfigError, HubCommValidationError
-from airflow_provider_hubcomm.models import BatchStatus, Channel, is_valid_email
+from airflow_provider_hubcomm.batch.spool import KEEP_ERROR_ROWS, ValidationPass
+from airflow_provider_hubcomm.batch.thresholds import check_validation
+from airflow_provider_hubcomm.exceptions import BatchAbortedError, HubCommValidationError
+from airflow_provider_hubcomm.models import BatchStatus
+from airflow_provider_hubcomm.rules import (
+    MISSING_VALUE,
+    SUBSCRIBER_ID_STRING,
+    Channel,
+    Invalid,
+    RowError,
+    check_subscriber,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from airflow_provider_hubcomm.batch.options import UnsubscribeAllOptions
     from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
     from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
     from airflow_provider_hubcomm.contracts import OptOutSummary
@@ -75,48 +87,16 @@ class BatchUnsubscribeAllRun:
 
     :param hook: the hook whose public methods send the requests.
     :param sinks: ``(failed_sink, written_sink)``; the written sink is ``None`` in a dry run.
-    :param subscriber_column: the input column holding the e-mail address.
-    :param business_unit_id: the brand to opt out of (``None``: the connection's default brand, else ``0``).
-    :param verbose: ask HubSpot to list every status it changed (not stored; costs bigger answers).
-    :param batch_size: subscribers per request.
-    :param max_concurrency: requests in flight at once.
-    :param on_invalid: ``"fail"`` (nothing is sent when a row is invalid) or ``"skip"``.
-    :param max_invalid_ratio: fail before sending when more than this share of the rows is invalid.
-    :param dry_run: check and plan only; send nothing.
-    :param on_missing_batch_scope: ``"single"`` (fall back to single calls) or ``"fail"``.
-    :param daily_request_budget: requests the single-call fallback may use today.
+    :param options: the run's options (the subscriber column, the brand, batch size, concurrency, ...).
     """
 
     def __init__(
-        self,
-        hook: HubCommHook,
-        sinks: tuple[JsonLinesSink, JsonLinesSink | None],
-        *,
-        subscriber_column: str = "subscriberIdString",
-        business_unit_id: int | None = None,
-        verbose: bool = False,
-        batch_size: int,
-        max_concurrency: int,
-        on_invalid: Literal["fail", "skip"] = "fail",
-        max_invalid_ratio: float | None = None,
-        dry_run: bool = False,
-        on_missing_batch_scope: Literal["single", "fail"] = "single",
-        daily_request_budget: int,
+        self, hook: HubCommHook, sinks: tuple[JsonLinesSink, JsonLinesSink | None], options: UnsubscribeAllOptions
     ) -> None:
-        if not isinstance(subscriber_column, str) or not subscriber_column:
-            raise HubCommConfigError(f"subscriber_column must be a column name, got {subscriber_column!r}")
         self.hook = hook
         self.sinks = sinks
-        self.column = subscriber_column
-        self.business_unit_id = business_unit_id
-        self.verbose = verbose
-        self.size = BatchSize(batch_size)
-        self.max_concurrency = max_concurrency
-        self.on_invalid = on_invalid
-        self.max_invalid_ratio = max_invalid_ratio
-        self.dry_run = dry_run
-        self.on_missing_batch_scope = on_missing_batch_scope
-        self.daily_request_budget = daily_request_budget
+        self.options = options
+        self.size = BatchSize(options.batch_size)
         self.mode: Literal["batch", "single"] = "batch"
         self.chunks = 0
 
@@ -126,19 +106,27 @@ class BatchUnsubscribeAllRun:
         """Read every row once; return the valid, first-seen subscribers; raise before sending on bad input."""
         valid: list[Row] = []
         seen: set[str] = set()
+        column, skip = self.options.subscriber_column, self.options.on_invalid == "skip"
         column_seen = False
-        errors: list[str] = []
+        checked = ValidationPass()
         for number, raw in rows:
             account.rows_read += 1
-            value = raw.get(self.column)
-            column_seen = column_seen or self.column in raw
-            address = value.strip() if isinstance(value, str) else None
-            if address is None or not is_valid_email(address):
-                shown = "missing or empty" if value in (None, "") else f"{value!r} is not an e-mail address"
-                message = f"row {number}, column {self.column!r} (subscriber_column): {shown}"
-                errors.append(message)
-                if self.on_invalid == "skip":
-                    account.invalid(number, raw, message)
+            value = raw.get(column)
+            column_seen = column_seen or column in raw
+            error: RowError | None = None
+            if value is None or value == "":
+                error = RowError.of(number, SUBSCRIBER_ID_STRING, MISSING_VALUE, column=column)
+            else:
+                try:
+                    address = check_subscriber(value)
+                except Invalid as exc:
+                    error = RowError.of(number, SUBSCRIBER_ID_STRING, exc.problem, value, column)
+            if error is not None:
+                checked.invalid += 1
+                if checked.invalid <= KEEP_ERROR_ROWS:
+                    checked.errors.append(error)
+                if skip:
+                    account.invalid(number, raw, str(error))
                 continue
             key = address.lower()
             if key in seen:
@@ -146,21 +134,10 @@ class BatchUnsubscribeAllRun:
                 continue
             seen.add(key)
             valid.append((number, address))
-        invalid = len(errors)
         if account.rows_read and not column_seen:
-            raise HubCommValidationError(
-                f"subscriber_column={self.column!r} names no column of the input; nothing was sent"
-            )
-        shown = "\n".join(errors[:20]) + (f"\n… and {invalid - 20} more" if invalid > 20 else "")
-        if invalid and (self.on_invalid == "fail" or invalid == account.rows_read):
-            what = "every input row is invalid" if invalid == account.rows_read else f"{invalid} rows are invalid"
-            raise HubCommValidationError(f"{what}; nothing was sent (on_invalid={self.on_invalid!r}):\n{shown}")
-        ratio = self.max_invalid_ratio
-        if ratio is not None and account.rows_read and invalid / account.rows_read > ratio:
-            raise HubCommValidationError(
-                f"{invalid} of {account.rows_read} rows are invalid ({invalid / account.rows_read:.2%}), more than "
-                f"max_invalid_ratio={ratio}; nothing was sent:\n{shown}"
-            )
+            raise HubCommValidationError(f"subscriber_column={column!r} names no column of the input; nothing was sent")
+        checked.rows_read, checked.valid = account.rows_read, account.rows_read - checked.invalid
+        check_validation(checked, on_invalid=self.options.on_invalid, max_invalid_ratio=self.options.max_invalid_ratio)
         return valid
 
     # -- sending --------------------------------------------------------------------------------------------
@@ -173,7 +150,7 @@ class BatchUnsubscribeAllRun:
             piece = pieces.pop()
             try:
                 answer = self.hook.batch_unsubscribe_all(
-                    [s for _, s in piece], business_unit_id=self.business_unit_id, verbose=self.verbose
+                    [s for _, s in piece], business_unit_id=self.options.business_unit_id, verbose=self.options.verbose
                 )
             except Exception as err:
                 if is_too_large(err) and len(piece) > 1:
@@ -218,7 +195,7 @@ class BatchUnsubscribeAllRun:
         out = _Outcome()
         for n, row in enumerate(rows):
             try:
-                answer = self.hook.unsubscribe_all(row[1], business_unit_id=self.business_unit_id)
+                answer = self.hook.unsubscribe_all(row[1], business_unit_id=self.options.business_unit_id)
             except Exception as err:
                 fatal, reason = classify_error(err)
                 out.failed.append((row, reason))
@@ -237,13 +214,13 @@ class BatchUnsubscribeAllRun:
     def _fall_back(self, err: BaseException, remaining: int) -> Reason | None:
         """Switch to single calls after a ``403 MISSING_SCOPES``; return why not when the run must stop."""
         why = self.hook.redact(str(err))
-        if self.on_missing_batch_scope == "fail":
+        if self.options.on_missing_batch_scope == "fail":
             return Reason("MISSING_SCOPES", f"batch endpoints refused (on_missing_batch_scope='fail'): {why}")
         fits, plan = fallback_plan(
             remaining,
             0,
             requests_per_10s=self.hook.config.requests_per_10s,
-            budget=self.daily_request_budget,
+            budget=self.options.daily_request_budget,
             used=self.hook.counters()["requests"],
             daily_remaining=self.hook.rate_limiter.daily_remaining,
         )
@@ -270,9 +247,10 @@ class BatchUnsubscribeAllRun:
                 account.fail(row, subscriber, abort[1])
             pending.clear()
 
-        with ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="hubcomm-optout") as pool:
+        concurrency = self.options.max_concurrency
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="hubcomm-optout") as pool:
             while pending or in_flight:
-                while pending and not abort and len(in_flight) < 2 * self.max_concurrency:
+                while pending and not abort and len(in_flight) < 2 * concurrency:
                     in_flight[pool.submit(self._job, take())] = self.chunks
                     self.chunks += 1
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -306,30 +284,31 @@ class BatchUnsubscribeAllRun:
     def run(self, rows: Iterator[tuple[int, Mapping[str, Any]]], account: OptOutAccount) -> OptOutSummary:
         """Check, send and account for every row; return the summary (``BatchAbortedError`` on a fatal error)."""
         started = time.monotonic()
-        counters0 = self.hook.counters() if not self.dry_run else {"requests": 0, "retries": 0}
+        dry_run = self.options.dry_run
+        counters0 = self.hook.counters() if not dry_run else {"requests": 0, "retries": 0}
         valid = self.check(rows, account)
         aborted = None
-        if self.dry_run:
+        if dry_run:
             account.skipped["dry_run"] += len(valid)
         else:
             aborted = self.send(valid, account)
-        counters1 = self.hook.counters() if not self.dry_run else counters0
+        counters1 = self.hook.counters() if not dry_run else counters0
         duration = time.monotonic() - started
         summary = account.summary(
             conn_id=self.hook.hubcomm_conn_id,
             channel=Channel.EMAIL.value,
             mode=self.mode,
-            dry_run=self.dry_run,
+            dry_run=dry_run,
             requests=counters1["requests"] - counters0["requests"],
             retries=counters1["retries"] - counters0["retries"],
             duration=duration,
             plan={
                 "rows_to_send": len(valid),
-                "chunks": self.chunks if not self.dry_run else -(-len(valid) // self.size.start),
+                "chunks": self.chunks if not dry_run else -(-len(valid) // self.size.start),
                 "batch_size": self.size.start,
                 "batch_size_used": self.size.current,
                 "batch_size_reduced": self.size.reduced,
-                "max_concurrency": self.max_concurrency,
+                "max_concurrency": self.options.max_concurrency,
             },
         )
         if aborted is not None:

@@ -25,6 +25,8 @@ from airflow_provider_hubcomm.exceptions import HubCommError
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.chunk import BatchSize
+    from airflow_provider_hubcomm.batch.options import BatchWriteOptions
+    from airflow_provider_hubcomm.batch.preflight import Preflight
     from airflow_provider_hubcomm.batch.reasons import ChunkResult
     from airflow_provider_hubcomm.batch.rows import WriteRow
     from airflow_provider_hubcomm.batch.summary import Progress
@@ -45,8 +47,8 @@ class SendPass:
     :param catalog: the account's subscriptions (brand of each subscription).
     :param size: the run's batch size.
     :param progress: the progress logger.
-    :param options: ``max_concurrency``, ``only_changes``, ``allow_resubscribe``, ``on_missing_batch_scope``,
-        ``daily_request_budget``, ``problems`` (preflight), ``sendable``, ``to_read``.
+    :param options: the run's options (``max_concurrency``, the guard, ``only_changes``, the fallback).
+    :param preflight: what the definitions preflight found (refused subscriptions, rows to send and to read).
     """
 
     def __init__(
@@ -56,7 +58,8 @@ class SendPass:
         catalog: SubscriptionCatalog,
         size: BatchSize,
         progress: Progress,
-        **options: Any,
+        options: BatchWriteOptions,
+        preflight: Preflight,
     ) -> None:
         self.hook = hook
         self.account = account
@@ -64,9 +67,7 @@ class SendPass:
         self.size = size
         self.progress = progress
         self.options = options
-        self.guard = not options["allow_resubscribe"]
-        self.only_changes: bool = options["only_changes"]
-        self.problems: dict[int, tuple[str, str]] = options.get("problems") or {}
+        self.preflight = preflight
         self.mode: Literal["batch", "single"] = "batch"
         self.chunks = 0
         self.abort: tuple[BaseException, Reason] | None = None
@@ -87,8 +88,8 @@ class SendPass:
 
         :param records: ``(row, write, superseded)`` from the spool.
         """
-        limit = 2 * self.options["max_concurrency"]
-        with ThreadPoolExecutor(self.options["max_concurrency"], thread_name_prefix="hubcomm-batch") as pool:
+        limit = 2 * self.options.max_concurrency
+        with ThreadPoolExecutor(self.options.max_concurrency, thread_name_prefix="hubcomm-batch") as pool:
             self.pool = pool
             try:
                 for row, write, superseded in records:
@@ -115,11 +116,11 @@ class SendPass:
         if self.abort:
             self.account.fail(row, write, not_sent(self.abort[1]))
             return
-        problem = self.problems.get(write.subscription_id)
+        problem = self.preflight.problems.get(write.subscription_id)
         if problem is not None:
             self.account.skip(row, write, *problem)
             return
-        if needs_read(write, guard=self.guard, only_changes=self.only_changes):
+        if needs_read(write, self.options):
             self.to_read(self.status, self.catalog.brand_of(write.subscription_id), row, write)
         else:
             self.to_write(row, write)
@@ -264,7 +265,7 @@ class SendPass:
 
         :param job: the job, answered.
         """
-        for row, write, verdict, detail in decide(job, guard=self.guard, only_changes=self.only_changes):
+        for row, write, verdict, detail in decide(job, self.options):
             if verdict == "wide":
                 self.to_read(self.wide, job.brand, row, write)
                 continue
@@ -298,16 +299,16 @@ class SendPass:
         if self.abort:
             return False
         why = self.hook.redact(str(err))
-        if self.options["on_missing_batch_scope"] == "fail":
+        if self.options.on_missing_batch_scope == "fail":
             self.stop(err, Reason("MISSING_SCOPES", f"batch endpoints refused (on_missing_batch_scope='fail'): {why}"))
             return False
-        remaining_reads = max(self.options["to_read"] - self.read_done, 0)
-        writes = max(self.options["sendable"] - self.read_dropped - self.write_done, 0)
+        remaining_reads = max(self.preflight.to_read - self.read_done, 0)
+        writes = max(self.preflight.sendable - self.read_dropped - self.write_done, 0)
         fits, plan = fallback_plan(
             writes,
             2 * remaining_reads,
             requests_per_10s=self.hook.config.requests_per_10s,
-            budget=self.options["daily_request_budget"],
+            budget=self.options.daily_request_budget,
             used=self.hook.counters()["requests"],
             daily_remaining=self.hook.rate_limiter.daily_remaining,
         )

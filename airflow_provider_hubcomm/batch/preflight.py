@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_hubcomm.batch.rows import SUBSCRIPTION_ID, RowError, RowValidator, render_value
+from airflow_provider_hubcomm.batch.rows import RowValidator, defaults_error
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
+from airflow_provider_hubcomm.rules import SUBSCRIPTION_ID, Problem, RowError
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.rows import WriteRow
@@ -57,10 +58,7 @@ class NamingValidator(RowValidator):
         if isinstance(default, str) and _is_name(default):
             resolved = self._resolve(default)
             if isinstance(resolved, str):
-                raise HubCommValidationError(
-                    f"invalid defaults:\ndefaults key {SUBSCRIPTION_ID!r}: {resolved}",
-                    [{"row": None, "field": SUBSCRIPTION_ID, "value": render_value(default), "message": resolved}],
-                )
+                raise defaults_error([RowError.of(None, SUBSCRIPTION_ID, Problem(resolved), default)])
             defaults[SUBSCRIPTION_ID] = resolved
         super().__init__(column_map, defaults, extra_columns)
         targets = {target: column for column, target in (column_map or {}).items()}
@@ -93,7 +91,7 @@ class NamingValidator(RowValidator):
             if type(value) is str and _is_name(value):
                 resolved = self._resolve(value)
                 if isinstance(resolved, str):
-                    return [RowError(row_number, SUBSCRIPTION_ID, render_value(value), resolved)]
+                    return [RowError.of(row_number, SUBSCRIPTION_ID, Problem(resolved), value, source)]
                 raw = {**raw, source: resolved}
         return RowValidator.validate(self, row_number, raw)
 

@@ -1,72 +1,79 @@
 """Fast validation of batch-write input rows (the hot path of ``BatchWriteStatusesOperator``).
 
 :class:`RowValidator` turns a raw row into a :class:`WriteRow` or a list of :class:`RowError`, with the rules of
-:class:`~airflow_provider_hubcomm.models.StatusWrite` (cross-checked by the tests) after two pre-steps: a ``None``
-value counts as absent (an empty CSV cell, a SQL ``NULL``), so ``defaults`` fill it and ``channel`` falls back to
-``EMAIL``; and keys are API field names or ``column_map`` sources (pydantic's ``status_state``-style names are
-unknown columns). Text fields accept ``str`` only. No pydantic per row, except for unusual ``subscriptionId``
-values (padded strings, ``Decimal``), which go through pydantic's own int parser.
+:mod:`~airflow_provider_hubcomm.rules` (the checks :class:`~airflow_provider_hubcomm.models.StatusWrite` runs
+too; the tests cross-check both) after two pre-steps: a ``None`` value counts as absent (an empty CSV cell, a
+SQL ``NULL``), so ``defaults`` fill it and ``channel`` falls back to ``EMAIL``; and keys are API field names or
+``column_map`` sources (pydantic's ``status_state``-style names are unknown columns). Text fields accept
+``str`` only. No pydantic per row, except for unusual ``subscriptionId`` values (padded strings,
+``Decimal``), which go through pydantic's own int parser. Errors name the row, the field (and the user's
+column when ``column_map`` renames it), the value and the allowed values.
 """
 
 from __future__ import annotations
 
-import reprlib
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from json.encoder import encode_basestring_ascii as _esc
 from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
-from airflow_provider_hubcomm import models
-from airflow_provider_hubcomm.constants import INT64_MAX
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
-from airflow_provider_hubcomm.models import Channel, LegalBasis, StatusState, SubscriptionId, is_valid_email
+from airflow_provider_hubcomm.models import SubscriptionId
+from airflow_provider_hubcomm.rules import (
+    API_FIELDS,
+    CHANNEL,
+    DEFAULT_CHANNEL,
+    EMAIL_MAX_LEN,
+    EMAIL_RE,
+    LEGAL_BASIS,
+    LEGAL_BASIS_EXPLANATION,
+    LEGAL_BASIS_PAIR,
+    MISSING_VALUE,
+    REQUIRED_FIELDS,
+    SPELLINGS,
+    STATUS_STATE,
+    SUBSCRIBER_ID_STRING,
+    SUBSCRIPTION_ID,
+    SUBSCRIPTION_ID_MAX,
+    SUBSCRIPTION_ID_MESSAGE,
+    Invalid,
+    Problem,
+    RowError,
+    check_enum,
+    check_explanation,
+    check_subscriber,
+    pair_problem,
+    refuse_bool_or_fraction,
+    render_value,
+)
 
-__all__ = ["API_FIELDS", "RowError", "RowValidator", "WriteRow", "format_errors", "render_value"]
+__all__ = [
+    "API_FIELDS",
+    "STATUS_STATE",
+    "SUBSCRIBER_ID_STRING",
+    "SUBSCRIPTION_ID",
+    "RowError",
+    "RowValidator",
+    "WriteRow",
+    "defaults_error",
+    "format_errors",
+    "render_value",
+]
 
-SUBSCRIBER_ID_STRING: Final = "subscriberIdString"
-SUBSCRIPTION_ID: Final = "subscriptionId"
-STATUS_STATE: Final = "statusState"
-CHANNEL: Final = "channel"
-LEGAL_BASIS: Final = "legalBasis"
-LEGAL_BASIS_EXPLANATION: Final = "legalBasisExplanation"
-#: HubSpot's names of the batch-write input fields, in :class:`WriteRow` order.
-API_FIELDS: Final = (SUBSCRIBER_ID_STRING, SUBSCRIPTION_ID, STATUS_STATE, CHANNEL, LEGAL_BASIS, LEGAL_BASIS_EXPLANATION)
-_REQUIRED: Final = frozenset({SUBSCRIBER_ID_STRING, SUBSCRIPTION_ID, STATUS_STATE, CHANNEL})
-_PAIR: Final = (LEGAL_BASIS, LEGAL_BASIS_EXPLANATION)
-_STATE_ALLOWED: Final = tuple(s.value for s in StatusState)
-_CHANNEL_ALLOWED: Final = tuple(c.value for c in Channel)
-_BASIS_ALLOWED: Final = tuple(b.value for b in LegalBasis)
-_DEFAULT_CHANNEL: Final = Channel.EMAIL.value
-#: Common spellings -> canonical value (the hot path); other spellings go through ``strip().upper()``.
-_STATES: Final = {s: v for v in _STATE_ALLOWED for s in (v, v.lower(), v.title())}
-_CHANNELS: Final = {s: v for v in _CHANNEL_ALLOWED for s in (v, v.lower(), v.title())}
-_BASES: Final = {s: v for v in _BASIS_ALLOWED for s in (v, v.lower(), v.title())}
+_STATES: Final = SPELLINGS[STATUS_STATE]
+_CHANNELS: Final = SPELLINGS[CHANNEL]
+_BASES: Final = SPELLINGS[LEGAL_BASIS]
 _SUBSCRIPTION_ID_ADAPTER: Final[TypeAdapter[int]] = TypeAdapter(SubscriptionId)
-_SUBSCRIPTION_ID_MESSAGE: Final = f"must be a positive whole number no greater than {INT64_MAX}"
 #: Floats below this are exact integers far from the int64 bound; bigger ones take pydantic's path.
 _FLOAT_FAST_MAX: Final = 9.0e18
-_repr = reprlib.Repr()
-_repr.maxstring = _repr.maxother = 80
-_repr.maxlist = _repr.maxtuple = _repr.maxset = _repr.maxdict = 4
-_VALUE_MAX: Final = 90
-#: :func:`is_valid_email` inlined on the hot path (length + this regex); the cross-check test guards it.
-_email_fullmatch: Final = models._EMAIL_RE.fullmatch
-_EMAIL_MAX_LEN: Final = models.EMAIL_MAX_LEN
+#: :func:`~.rules.is_valid_email` inlined on the hot path (length + this regex); the cross-check test guards it.
+_email_fullmatch: Final = EMAIL_RE.fullmatch
 _make_row: Callable[[type[WriteRow], tuple[Any, ...]], WriteRow] = tuple.__new__
 #: Source key of a field that no column feeds: never a key of a user mapping, so ``raw.get`` gives ``None``.
 _NO_COLUMN: Final = object()
 _UNKNOWN_CACHE_MAX: Final = 1024
-
-
-def render_value(value: Any) -> str:
-    """Return a short, repr-safe rendering of ``value`` (at most ~90 characters) for error messages.
-
-    :param value: any input value.
-    """
-    text = _repr.repr(value)
-    return text if len(text) <= _VALUE_MAX else text[: _VALUE_MAX - 3] + "..."
 
 
 class WriteRow(NamedTuple):
@@ -106,34 +113,6 @@ class WriteRow(NamedTuple):
         return text + "}"
 
 
-@dataclass(frozen=True, slots=True)
-class RowError:
-    """Why one field of one input row was refused.
-
-    :param row: 1-based row number in input order (see :func:`~.sources.iter_rows`).
-    :param field: the API field name, or the unknown column's name.
-    :param value: short repr of the offending value (see :func:`render_value`); ``None`` when missing.
-    :param message: what is wrong.
-    :param allowed: the allowed values, for enum fields.
-    """
-
-    row: int
-    field: str
-    value: str | None
-    message: str
-    allowed: tuple[str, ...] | None = None
-
-    def __str__(self) -> str:
-        value = "" if self.value is None else f"value {self.value} "
-        allowed = "; allowed values: " + ", ".join(self.allowed) if self.allowed else ""
-        return f"row {self.row}, field {self.field!r}: {value}{self.message}{allowed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able dict (the shape of :attr:`HubCommValidationError.errors` entries)."""
-        allowed = None if self.allowed is None else list(self.allowed)
-        return {"row": self.row, "field": self.field, "value": self.value, "message": self.message, "allowed": allowed}
-
-
 def format_errors(errors: Sequence[RowError], total_bad: int, limit: int = 20) -> str:
     """Render row errors for a log or exception: the first ``limit``, one per line, then the rest counted.
 
@@ -151,52 +130,32 @@ def format_errors(errors: Sequence[RowError], total_bad: int, limit: int = 20) -
     return "\n".join(lines)
 
 
-class _Invalid(Exception):
-    """Internal: a field value was refused; ``args`` are the message and the allowed values (or ``None``)."""
+def defaults_error(problems: Sequence[RowError]) -> HubCommValidationError:
+    """Return the error refusing a run's ``defaults``, one line per bad entry.
 
-
-def _enum(value: Any, spellings: dict[str, str], allowed: tuple[str, ...]) -> str:
-    if isinstance(value, str):
-        canonical = spellings.get(value.strip().upper())
-        if canonical is None:
-            raise _Invalid("is not allowed", allowed)
-        return canonical
-    raise _Invalid(f"must be a string, got {type(value).__name__}", allowed)
-
-
-def _subscriber(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"must be a string (an e-mail address), got {type(value).__name__}", None)
-    value = value.strip()
-    if not is_valid_email(value):
-        raise _Invalid("is not an e-mail address (subscriberIdString must be the contact's e-mail)", None)
-    return value
+    :param problems: the bad entries (row errors with ``row=None``).
+    """
+    lines = "\n".join(str(p) for p in problems)
+    return HubCommValidationError("invalid defaults:\n" + lines, [p.to_dict() for p in problems])
 
 
 def _subscription_id(value: Any) -> int:
     """Refuse bool and fractional floats (like the model), then use pydantic's own int parser."""
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        raise _Invalid(_SUBSCRIPTION_ID_MESSAGE, None)
+    refuse_bool_or_fraction(value)
     try:
         return _SUBSCRIPTION_ID_ADAPTER.validate_python(value)
     except ValidationError:
-        raise _Invalid(_SUBSCRIPTION_ID_MESSAGE, None) from None
+        raise Invalid(Problem(SUBSCRIPTION_ID_MESSAGE)) from None
 
 
-def _explanation(value: Any) -> str:
-    if isinstance(value, str) and value:
-        return value
-    got = "" if isinstance(value, str) else f", got {type(value).__name__}"
-    raise _Invalid(f"must be a non-empty string{got}", None)
-
-
+#: The check of each API field: the rules' own functions.
 _CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
-    SUBSCRIBER_ID_STRING: _subscriber,
+    SUBSCRIBER_ID_STRING: check_subscriber,
     SUBSCRIPTION_ID: _subscription_id,
-    STATUS_STATE: lambda v: _enum(v, _STATES, _STATE_ALLOWED),
-    CHANNEL: lambda v: _enum(v, _CHANNELS, _CHANNEL_ALLOWED),
-    LEGAL_BASIS: lambda v: _enum(v, _BASES, _BASIS_ALLOWED),
-    LEGAL_BASIS_EXPLANATION: _explanation,
+    STATUS_STATE: functools.partial(check_enum, STATUS_STATE),
+    CHANNEL: functools.partial(check_enum, CHANNEL),
+    LEGAL_BASIS: functools.partial(check_enum, LEGAL_BASIS),
+    LEGAL_BASIS_EXPLANATION: check_explanation,
 }
 
 
@@ -236,8 +195,8 @@ class RowValidator:
         self._plan: tuple[Any, ...] = (
             *(_NO_COLUMN if src[f] is None else src[f] for f in API_FIELDS),
             *(dft.get(f) for f in (SUBSCRIPTION_ID, STATUS_STATE)),
-            dft.get(CHANNEL, _DEFAULT_CHANNEL),
-            *(dft.get(f) for f in _PAIR),
+            dft.get(CHANNEL, DEFAULT_CHANNEL),
+            *(dft.get(f) for f in LEGAL_BASIS_PAIR),
             self._accepted if extra_columns == "fail" else None,
         )
 
@@ -265,29 +224,27 @@ class RowValidator:
 
     def _validate_defaults(self, defaults: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        problems: list[RowError] = []  # row 0: a default, not a row
+        problems: list[RowError] = []  # row None: a default, not a row
         for field, value in defaults.items():
             if value is None:
                 continue
             if field not in API_FIELDS:
                 mapped = self.column_map.get(field)
                 message = "is not an API field name" + (f" ({field!r} is mapped to {mapped!r})" if mapped else "")
-                problems.append(RowError(0, str(field), None, f"{message}; use one of: {', '.join(API_FIELDS)}"))
+                unknown = Problem(f"{message}; use one of: {', '.join(API_FIELDS)}", kind="unknown")
+                problems.append(RowError.of(None, str(field), unknown))
             elif field == SUBSCRIBER_ID_STRING:
-                problems.append(RowError(0, field, render_value(value), "cannot have a default"))
+                problems.append(RowError.of(None, field, Problem("cannot have a default"), value))
             else:
                 try:
                     out[field] = _CHECKS[field](value)
-                except _Invalid as exc:
-                    problems.append(RowError(0, field, render_value(value), *exc.args))
+                except Invalid as exc:
+                    problems.append(RowError.of(None, field, exc.problem, value))
         if not problems and (LEGAL_BASIS in out) != (LEGAL_BASIS_EXPLANATION in out):
-            given, missing = _PAIR if LEGAL_BASIS in out else _PAIR[::-1]
-            problems.append(RowError(0, missing, None, f"is required when {given} has a default (they go together)"))
+            given, missing = LEGAL_BASIS_PAIR if LEGAL_BASIS in out else LEGAL_BASIS_PAIR[::-1]
+            problems.append(RowError.of(None, missing, pair_problem(given, "has a default")))
         if problems:
-            lines = "\n".join(str(p).replace("row 0, field", "defaults key", 1) for p in problems)
-            raise HubCommValidationError(
-                "invalid defaults:\n" + lines, [{**p.to_dict(), "row": None} for p in problems]
-            )
+            raise defaults_error(problems)
         return out
 
     def validate(self, row_number: int, raw: Mapping[str, Any]) -> WriteRow | list[RowError]:
@@ -334,8 +291,8 @@ class RowValidator:
                 and channel is not None
                 and (basis is not None or expl is None)
                 and type(sid) is int
-                and 0 < sid <= INT64_MAX
-                and len(sub) <= _EMAIL_MAX_LEN
+                and 0 < sid <= SUBSCRIPTION_ID_MAX
+                and len(sub) <= EMAIL_MAX_LEN
                 and _email_fullmatch(sub)
                 and (accepted is None or len(raw) == 6 - absent or raw.keys() <= accepted)
             ):
@@ -358,16 +315,16 @@ class RowValidator:
         why = why if source != column else "unknown column"
         allowed = ", ".join(self.accepted_columns)
         message = f"{why}; allowed: {allowed} (map it with column_map or pass extra_columns='ignore')"
-        return RowError(row_number, column if isinstance(column, str) else repr(column), None, message)
+        name = column if isinstance(column, str) else repr(column)
+        return RowError.of(row_number, name, Problem(message, kind="unknown"))
 
     def _missing_error(self, row_number: int, field: str) -> RowError:
         source = self._sources[field]
-        message = "is required but missing or empty"
+        problem = MISSING_VALUE
         if source is None:
-            message += f" (no column feeds it: column {field!r} is mapped to {self.column_map[field]!r})"
-        elif source != field:
-            message += f" (mapped from column {source!r})"
-        return RowError(row_number, field, None, message)
+            why = f" (no column feeds it: column {field!r} is mapped to {self.column_map[field]!r})"
+            problem = problem._replace(message=problem.message + why)
+        return RowError.of(row_number, field, problem, column=source)
 
     def _full_check(self, row_number: int, raw: Mapping[str, Any]) -> WriteRow | list[RowError]:
         """Check every field and collect every error (the slow path; it also accepts unusual valid values)."""
@@ -376,22 +333,22 @@ class RowValidator:
             errors.extend(self._unknown_error(row_number, c) for c in self._unknown_columns(raw))
         values = {f: None if s is None else raw.get(s) for f, s in self._sources.items()}
         if values[LEGAL_BASIS] is None and values[LEGAL_BASIS_EXPLANATION] is None:
-            values.update({f: self.defaults.get(f) for f in _PAIR})
+            values.update({f: self.defaults.get(f) for f in LEGAL_BASIS_PAIR})
         for field in (SUBSCRIPTION_ID, STATUS_STATE, CHANNEL):
             if values[field] is None:
-                values[field] = self.defaults.get(field, _DEFAULT_CHANNEL if field == CHANNEL else None)
+                values[field] = self.defaults.get(field, DEFAULT_CHANNEL if field == CHANNEL else None)
         out: dict[str, Any] = dict.fromkeys(API_FIELDS)
         for field, value in values.items():
             if value is None:
-                if field in _REQUIRED:
+                if field in REQUIRED_FIELDS:
                     errors.append(self._missing_error(row_number, field))
                 continue
             try:
                 out[field] = _CHECKS[field](value)
-            except _Invalid as exc:
-                errors.append(RowError(row_number, field, render_value(value), *exc.args))
+            except Invalid as exc:
+                errors.append(RowError.of(row_number, field, exc.problem, value, self._sources[field]))
         if (values[LEGAL_BASIS] is None) != (values[LEGAL_BASIS_EXPLANATION] is None):
-            given, missing = _PAIR if values[LEGAL_BASIS_EXPLANATION] is None else _PAIR[::-1]
-            message = f"is required when {given} is given ({LEGAL_BASIS} and {LEGAL_BASIS_EXPLANATION} go together)"
-            errors.append(RowError(row_number, missing, None, message))
+            pair = LEGAL_BASIS_PAIR if values[LEGAL_BASIS_EXPLANATION] is None else LEGAL_BASIS_PAIR[::-1]
+            given, missing = pair
+            errors.append(RowError.of(row_number, missing, pair_problem(given), column=self._sources[missing]))
         return errors or WriteRow(*(out[field] for field in API_FIELDS))

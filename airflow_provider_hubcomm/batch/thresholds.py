@@ -16,35 +16,15 @@ first row errors.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_provider_hubcomm.batch.rows import format_errors
-from airflow_provider_hubcomm.exceptions import HubCommConfigError, HubCommValidationError
+from airflow_provider_hubcomm.exceptions import HubCommValidationError
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.spool import ValidationPass
 
-__all__ = ["check_ratio_option", "check_validation", "unseen_columns_error"]
-
-
-def check_ratio_option(name: str, value: Any) -> float | None:
-    """Return ``value`` as a float between 0 and 1, or ``None``; raise naming the argument otherwise.
-
-    :param name: the argument's name (``max_invalid_ratio``).
-    :param value: the value given.
-    :raises HubCommConfigError: when it is not a number between 0 and 1.
-    """
-    if value is None:
-        return None
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        ratio = float(value)
-    except (TypeError, ValueError):
-        raise HubCommConfigError(f"{name} must be a number between 0 and 1 (or None), got {value!r}") from None
-    if not 0.0 <= ratio <= 1.0:
-        raise HubCommConfigError(f"{name} must be between 0 and 1 (or None), got {value!r}")
-    return ratio
+__all__ = ["check_validation", "unseen_columns_error"]
 
 
 def unseen_columns_error(unseen: Iterable[str], seen: Iterable[str], where: str) -> HubCommValidationError:

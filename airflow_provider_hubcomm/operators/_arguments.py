@@ -1,20 +1,20 @@
 """Argument checks of the single-contact operators: errors in the user's words.
 
 Every message names the operator argument the user passed (``status``, not only HubSpot's ``statusState``),
-shows the value as given and lists the allowed values once. The rules are the batch rows' rules
-(:class:`~airflow_provider_hubcomm.batch.rows.RowValidator`), imported inside the functions: DAG files import
-the operators on every parse, and only ``execute()`` validates anything.
+shows the value as given and lists the allowed values once. The rules are the provider's rules
+(:mod:`~airflow_provider_hubcomm.rules`), applied through the batch rows' validator
+(:class:`~airflow_provider_hubcomm.batch.rows.RowValidator`). Both are imported inside the functions: DAG files
+import the operators on every parse, and only ``execute()`` validates anything.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 
 __all__ = [
-    "ARGUMENT_OF_FIELD",
     "StatusArguments",
     "check_status_arguments",
     "check_subscriber",
@@ -22,18 +22,10 @@ __all__ = [
     "is_subscription_name",
 ]
 
-#: HubSpot's field name -> the operator argument that gives it.
-ARGUMENT_OF_FIELD = {
-    "subscriberIdString": "subscriber_id",
-    "subscriptionId": "subscription_id",
-    "statusState": "status",
-    "channel": "channel",
-    "legalBasis": "legal_basis",
-    "legalBasisExplanation": "legal_basis_explanation",
-}
 _ID_TEXT = re.compile(r"\s*[+-]?\d+\s*")
 #: Stands in for a subscription name while the other arguments are checked (the name is resolved later).
 _PLACEHOLDER_ID = 1
+_SUBSCRIPTION_ID_RULE = "must be a subscription id (a whole number > 0) or a subscription name"
 
 
 class StatusArguments(NamedTuple):
@@ -50,22 +42,10 @@ class StatusArguments(NamedTuple):
     legal_basis_explanation: str | None
 
 
-def _problem(
-    argument: str, value: Any, detail: str | None, allowed: Any = None, *, given: bool = True
-) -> dict[str, Any]:
-    """One bad argument: ``given`` says whether a value was passed (then the message shows it)."""
-    message = f"invalid value {value!r}" if given else ""
-    if detail:
-        message += f": {detail}" if message else detail
-    return {"row": None, "field": argument, "value": value if given else None, "message": message, "allowed": allowed}
+def _raise(problems: list[dict[str, Any]]) -> NoReturn:
+    from airflow_provider_hubcomm.rules import arguments_message
 
-
-def _raise(problems: list[dict[str, Any]]) -> None:
-    lines = []
-    for p in problems:
-        allowed = f"; allowed values (any case): {', '.join(p['allowed'])}" if p["allowed"] else ""
-        lines.append(f"{p['field']}: {p['message']}{allowed}")
-    raise HubCommValidationError("invalid arguments, nothing was sent:\n" + "\n".join(lines), problems)
+    raise HubCommValidationError(arguments_message(problems), problems)
 
 
 def is_subscription_name(value: Any) -> bool:
@@ -81,11 +61,13 @@ def check_subscriber(subscriber_id: Any) -> str:
 
     :param subscriber_id: the argument as given.
     """
-    from airflow_provider_hubcomm.models import is_valid_email
+    from airflow_provider_hubcomm.rules import Invalid, argument_problem
+    from airflow_provider_hubcomm.rules import check_subscriber as subscriber
 
-    if not isinstance(subscriber_id, str) or not is_valid_email(subscriber_id.strip()):
-        _raise([_problem("subscriber_id", subscriber_id, "must be an e-mail address (HubSpot's subscriberIdString)")])
-    return str(subscriber_id).strip()
+    try:
+        return subscriber(subscriber_id)
+    except Invalid as exc:
+        _raise([argument_problem("subscriber_id", subscriber_id, exc.problem.message)])
 
 
 def check_status_arguments(
@@ -108,6 +90,7 @@ def check_status_arguments(
     :raises HubCommValidationError: naming each bad argument, its value as given and the allowed values.
     """
     from airflow_provider_hubcomm.batch.rows import RowValidator
+    from airflow_provider_hubcomm.rules import ARGUMENT_OF_FIELD, DEFAULT_CHANNEL, SUBSCRIPTION_ID, argument_problem
 
     subscriber = check_subscriber(subscriber_id)
     given = {
@@ -119,31 +102,25 @@ def check_status_arguments(
         "legalBasisExplanation": legal_basis_explanation if legal_basis_explanation not in ("", None) else None,
     }
     if given["channel"] in ("", None):
-        given["channel"] = "EMAIL"
+        given["channel"] = DEFAULT_CHANNEL
     if given["subscriptionId"] in ("", None):
         given["subscriptionId"] = None
     checked = RowValidator(extra_columns="ignore").validate(0, given)
     if isinstance(checked, list):
         problems = []
-        pair_done = False
         for error in checked:
             argument = ARGUMENT_OF_FIELD[error.field]
-            if "go together" in error.message:
-                if not pair_done:
-                    pair_done = True
-                    message = "legal_basis and legal_basis_explanation must be given together (or neither)"
-                    problems.append(_problem(argument, None, message, given=False))
-                continue
-            raw = {"subscriptionId": subscription_id, "statusState": status, "channel": channel}.get(
-                error.field, given[error.field]
-            )
-            if error.value is None:
-                problems.append(_problem(argument, None, "is required", given=False))
-                continue
-            detail = None if error.allowed else error.message
-            if error.field == "subscriptionId":
-                detail = "must be a subscription id (a whole number > 0) or a subscription name"
-            problems.append(_problem(argument, raw, detail, list(error.allowed) if error.allowed else None))
+            if error.kind == "pair":  # one line for the pair, whichever half is missing
+                message = "legal_basis and legal_basis_explanation must be given together (or neither)"
+                problems.append(argument_problem(argument, None, message, given=False))
+            elif error.kind == "missing":
+                problems.append(argument_problem(argument, None, "is required", given=False))
+            elif error.field == SUBSCRIPTION_ID:
+                problems.append(argument_problem(argument, subscription_id, _SUBSCRIPTION_ID_RULE))
+            else:
+                raw = {"statusState": status, "channel": channel}.get(error.field, given[error.field])
+                detail = None if error.allowed else error.message
+                problems.append(argument_problem(argument, raw, detail, list(error.allowed or ()) or None))
         _raise(problems)
     assert not isinstance(checked, list)
     name = is_subscription_name(subscription_id)
@@ -168,26 +145,19 @@ def check_unsubscribe_all_arguments(
     :param business_unit_id: the brand id (an integer >= 0), or ``None``/empty.
     :raises HubCommValidationError: naming each bad argument, its value as given and the allowed values.
     """
-    from airflow_provider_hubcomm.models import Channel
+    from airflow_provider_hubcomm.rules import CHANNEL, Invalid, argument_problem, check_business_unit_id, check_enum
 
     subscriber = check_subscriber(subscriber_id)
     problems: list[dict[str, Any]] = []
-    allowed = [c.value for c in Channel]
-    canonical = str(channel).strip().upper() if isinstance(channel, str) else None
-    if canonical not in allowed:
-        problems.append(_problem("channel", channel, None, allowed))
-    unit: int | None = None
-    if business_unit_id is not None and business_unit_id != "":
-        try:
-            if isinstance(business_unit_id, bool) or (
-                isinstance(business_unit_id, float) and not business_unit_id.is_integer()
-            ):
-                raise ValueError
-            unit = int(business_unit_id)
-            if unit < 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            problems.append(_problem("business_unit_id", business_unit_id, "must be a brand id, a whole number >= 0"))
+    canonical = unit = None
+    try:
+        canonical = check_enum(CHANNEL, channel)
+    except Invalid as exc:
+        problems.append(argument_problem("channel", channel, None, list(exc.problem.allowed or ())))
+    try:
+        unit = check_business_unit_id(business_unit_id)
+    except Invalid as exc:
+        problems.append(argument_problem("business_unit_id", business_unit_id, exc.problem.message))
     if problems:
         _raise(problems)
     return subscriber, str(canonical), unit

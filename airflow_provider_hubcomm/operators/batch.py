@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from airflow_provider_hubcomm.exceptions import HubCommConfigError, HubCommError
+from airflow_provider_hubcomm.exceptions import HubCommError
 from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_hubcomm.batch.options import BatchWriteOptions, RunOptions, UnsubscribeAllOptions
     from airflow_provider_hubcomm.contracts import OptOutSummary, RunSummary
 
-__all__ = ["BatchUnsubscribeAllOperator", "BatchWriteStatusesOperator"]
+__all__ = ["BatchUnsubscribeAllOperator", "BatchWriteStatusesOperator", "run_options"]
+
+OptionsT = TypeVar("OptionsT", bound="RunOptions")
+
+
+def run_options(
+    operator: HubCommBaseOperator, options_type: type[OptionsT], context: Context | dict[str, Any]
+) -> OptionsT:
+    """Validate an operator's (rendered) arguments into its run's options, with the task run's outputs.
+
+    The options' fields are the operator's argument names (``tests/batch/test_options.py`` holds both lists
+    equal), so a bad value is reported under the argument the user passed, before any request.
+
+    :param operator: the batch operator.
+    :param options_type: :class:`~airflow_provider_hubcomm.batch.options.BatchWriteOptions` or
+        :class:`~airflow_provider_hubcomm.batch.options.UnsubscribeAllOptions`.
+    :param context: the task context (for the per-run output folder and file names).
+    """
+    from airflow_provider_hubcomm.batch.options import NOT_ARGUMENTS
+
+    fields = (name for name in options_type.model_fields if name not in NOT_ARGUMENTS)
+    options = options_type.model_validate({name: getattr(operator, name) for name in fields})
+    return options.for_task_run(*run_outputs(context, options.output_dir))
 
 
 class BatchWriteStatusesOperator(HubCommBaseOperator):
@@ -146,46 +169,21 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         self.on_missing_batch_scope = on_missing_batch_scope
         self.daily_request_budget = daily_request_budget
 
-    def _engine_options(self, context: Context | dict[str, Any]) -> dict[str, Any]:
-        """Return the engine's keyword arguments: the operator's, plus the run's output folder and names."""
-        from airflow_provider_hubcomm.batch.thresholds import check_ratio_option
+    def _options(self, context: Context | dict[str, Any]) -> BatchWriteOptions:
+        """Validate the (rendered) arguments into the run's options, plus the task run's output folder and names."""
+        from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 
-        if self.on_missing_batch_scope not in ("single", "fail"):
-            raise HubCommConfigError(
-                f"on_missing_batch_scope must be 'single' or 'fail', got {self.on_missing_batch_scope!r}"
-            )
-        options: dict[str, Any] = {
-            "column_map": self.column_map,
-            "defaults": self.defaults,
-            "batch_size": self.batch_size,
-            "max_concurrency": self.max_concurrency,
-            "on_invalid": self.on_invalid,
-            "dry_run": self.dry_run,
-            "only_changes": self.only_changes,
-            "allow_resubscribe": self.allow_resubscribe,
-            "failed_rows_path": self.failed_rows_path,
-            "output_dir": self.output_dir,
-            "max_failed_rows": self.max_failed_rows,
-            "max_failed_ratio": self.max_failed_ratio,
-            "file_format": self.file_format,
-            "extra_columns": self.extra_columns,
-            "max_invalid_ratio": check_ratio_option("max_invalid_ratio", self.max_invalid_ratio),
-            "on_missing_batch_scope": self.on_missing_batch_scope,
-        }
-        if self.daily_request_budget is not None:
-            options["daily_request_budget"] = self.daily_request_budget
-        options["output_dir"], options["output_name"] = run_outputs(context, self.output_dir)
-        return options
+        return run_options(self, BatchWriteOptions, context)
 
     def execute(self, context: Context) -> RunSummary:
         """Build the batch run over the hook, run it, and return its summary."""
         from airflow_provider_hubcomm.assets import record_outlet_events
         from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
 
-        options = self._engine_options(context)
+        options = self._options(context)
         self._start(context)
         try:
-            summary = BatchWriteEngine(self.hook, **options).run(self.inputs)
+            summary = BatchWriteEngine(self.hook, options).run(self.inputs)
         except HubCommError as err:
             partial = getattr(err, "summary", None)
             if partial is not None:
@@ -287,63 +285,35 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
         self.daily_request_budget = daily_request_budget
         self.file_format = file_format
 
-    def _business_unit(self) -> int:
-        value = self.business_unit_id
-        if value is None or value == "":
-            return self.hook.config.business_unit_id or 0
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            unit = int(value)
-        except (TypeError, ValueError):
-            unit = -1
-        if unit < 0:
-            raise HubCommConfigError(f"business_unit_id must be a whole number >= 0, got {value!r}")
-        return unit
+    def _options(self, context: Context | dict[str, Any]) -> UnsubscribeAllOptions:
+        """Validate the (rendered) arguments into the run's options, plus the task run's output folder and names."""
+        from airflow_provider_hubcomm.batch.options import UnsubscribeAllOptions
+
+        return run_options(self, UnsubscribeAllOptions, context)
 
     def execute(self, context: Context) -> OptOutSummary:
         """Check every row, send the opt-outs, and return the run summary (pushed as ``summary`` on failure)."""
         from airflow_provider_hubcomm.assets import record_outlet_events
-        from airflow_provider_hubcomm.batch.engine import MAX_CONCURRENCY, int_option
         from airflow_provider_hubcomm.batch.optout import BatchUnsubscribeAllRun
         from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
         from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
-        from airflow_provider_hubcomm.batch.single import DEFAULT_DAILY_REQUEST_BUDGET
         from airflow_provider_hubcomm.batch.sources import iter_rows
         from airflow_provider_hubcomm.batch.summary import check_thresholds, log_summary
-        from airflow_provider_hubcomm.batch.thresholds import check_ratio_option
-        from airflow_provider_hubcomm.constants import DEFAULT_BATCH_SIZE, DEFAULT_MAX_CONCURRENCY, MAX_BATCH_SIZE
 
-        if self.on_invalid not in ("fail", "skip") or self.on_missing_batch_scope not in ("single", "fail"):
-            raise HubCommConfigError(
-                f"on_invalid must be 'fail' or 'skip' and on_missing_batch_scope 'single' or 'fail', got "
-                f"{self.on_invalid!r} and {self.on_missing_batch_scope!r}"
-            )
-        output_dir, name = run_outputs(context, self.output_dir)
+        options = self._options(context)
         self._start(context)
-        unit = self._business_unit()
-        failed = JsonLinesSink(self.failed_rows_path, output_dir=output_dir, kind="failed", name=name)
-        written = None if self.dry_run else JsonLinesSink(output_dir=output_dir, kind="written", name=name)
+        unit = options.business_unit_id
+        if unit is None:  # the connection's brand, else the account's default brand
+            unit = self.hook.config.business_unit_id or 0
+            options = options.model_copy(update={"business_unit_id": unit})
+        output_dir, name = options.output_dir, options.output_name
+        failed = JsonLinesSink(options.failed_rows_path, output_dir=output_dir, kind="failed", name=name)
+        written = None if options.dry_run else JsonLinesSink(output_dir=output_dir, kind="written", name=name)
         account = OptOutAccount(self.hook, failed, written, unit)
-        run = BatchUnsubscribeAllRun(
-            self.hook,
-            (failed, written),
-            subscriber_column=self.subscriber_column,
-            business_unit_id=unit,
-            verbose=bool(self.verbose),
-            batch_size=int_option("batch_size", self.batch_size, DEFAULT_BATCH_SIZE, 1, MAX_BATCH_SIZE),
-            max_concurrency=int_option(
-                "max_concurrency", self.max_concurrency, DEFAULT_MAX_CONCURRENCY, 1, MAX_CONCURRENCY
-            ),
-            on_invalid=self.on_invalid,
-            max_invalid_ratio=check_ratio_option("max_invalid_ratio", self.max_invalid_ratio),
-            dry_run=bool(self.dry_run),
-            on_missing_batch_scope=self.on_missing_batch_scope,
-            daily_request_budget=self.daily_request_budget or DEFAULT_DAILY_REQUEST_BUDGET,
-        )
+        run = BatchUnsubscribeAllRun(self.hook, (failed, written), options)
         summary: OptOutSummary | None = None
         try:
-            summary = run.run(iter_rows(self.inputs, file_format=self.file_format), account)
+            summary = run.run(iter_rows(self.inputs, file_format=options.file_format), account)
         except HubCommError as err:
             summary = getattr(err, "summary", None)
             if summary is None:
@@ -358,7 +328,7 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
                     context["ti"].xcom_push(key="summary", value=summary)
             self.hook.close()
         try:
-            check_thresholds(summary, self.max_failed_rows, self.max_failed_ratio)
+            check_thresholds(summary, options.max_failed_rows, options.max_failed_ratio)
         except HubCommError:
             context["ti"].xcom_push(key="summary", value=summary)
             raise

@@ -109,16 +109,15 @@ class SetStatusOperator(HubCommBaseOperator):
         """Build the request body; resolve a subscription name through the catalog (one read)."""
         from airflow_provider_hubcomm.hooks._catalog import SubscriptionLookupError
         from airflow_provider_hubcomm.models import StatusUpdate
+        from airflow_provider_hubcomm.rules import argument_problem, arguments_message
 
         subscription = args.subscription
         if isinstance(subscription, str):
             try:
                 found = self.hook.subscription_catalog().resolve(subscription)
             except SubscriptionLookupError as err:
-                raise HubCommValidationError(
-                    f"invalid arguments, nothing was sent:\nsubscription_id: {err}",
-                    [{"row": None, "field": "subscription_id", "value": subscription, "message": str(err)}],
-                ) from None
+                problems = [argument_problem("subscription_id", subscription, str(err))]
+                raise HubCommValidationError(arguments_message(problems), problems) from None
             self.log.info("subscription_id %r is subscription %s.", subscription, found.describe())
             subscription = found.id
         return StatusUpdate.model_validate(
@@ -191,7 +190,7 @@ class UnsubscribeAllOperator(HubCommBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate and unsubscribe the contact from all e-mail; return HubSpot's answer."""
-        from airflow_provider_hubcomm.models import Channel
+        from airflow_provider_hubcomm.rules import Channel
 
         subscriber, channel_name, unit = check_unsubscribe_all_arguments(
             subscriber_id=self.subscriber_id, channel=self.channel, business_unit_id=self.business_unit_id

@@ -20,6 +20,7 @@ import httpx
 from airflow.sdk import Connection
 
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 #: id -> (name, brand, active): what ``GET /definitions`` lists (999 is defined but every write to it fails).
@@ -241,7 +242,7 @@ def run(
     api: MiniHubSpot, inputs: Any, tmp_path: Path, *, extra: dict[str, Any] | None = None, **options: Any
 ) -> dict[str, Any]:
     options.setdefault("output_dir", str(tmp_path))
-    return BatchWriteEngine(make_hook(api, extra=extra), **options).run(inputs)
+    return BatchWriteEngine(make_hook(api, extra=extra), BatchWriteOptions(**options)).run(inputs)
 
 
 def read_lines(path: str | None) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from airflow_provider_hubcomm.batch.chunk import reconcile
-from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 from airflow_provider_hubcomm.batch.reasons import MISSING_REASON
 from airflow_provider_hubcomm.batch.rows import WriteRow
 from airflow_provider_hubcomm.exceptions import (
@@ -21,7 +21,7 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommValidationError,
 )
 from airflow_provider_hubcomm.models import BatchWriteResponse
-from tests.batch._mini import MiniHubSpot, assert_adds_up, make_hook, read_lines, rows, run
+from tests.batch._mini import MiniHubSpot, assert_adds_up, read_lines, rows, run
 
 
 class TestReconcile:
@@ -127,8 +127,8 @@ class TestValidation:
         ],
     )
     def test_bad_options(self, option: str, value: Any) -> None:
-        with pytest.raises(HubCommConfigError, match=option):
-            BatchWriteEngine(make_hook(MiniHubSpot()), **{option: value})
+        with pytest.raises(HubCommConfigError, match=rf"\n{option}: invalid value {value!r}: must be"):
+            BatchWriteOptions(**{option: value})
 
 
 class TestSending:
@@ -371,7 +371,7 @@ _RSS_PROBE = """
 import resource, sys
 import httpx
 from airflow.sdk import Connection
-from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.engine import BatchWriteEngine, BatchWriteOptions
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 DEFS = {"status": "COMPLETE", "results": [{"id": str(i), "name": f"s{i}", "isActive": True} for i in (101, 102, 103)]}
@@ -383,7 +383,7 @@ def rows(n):
         yield {"subscriberIdString": f"u{i}@example.com", "subscriptionId": 101 + i % 3, "statusState": "SUBSCRIBED"}
 
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-summary = BatchWriteEngine(hook, dry_run=True, output_dir=sys.argv[2]).run(rows(int(sys.argv[1])))
+summary = BatchWriteEngine(hook, BatchWriteOptions(dry_run=True, output_dir=sys.argv[2])).run(rows(int(sys.argv[1])))
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(summary["plan"]["rows_to_send"], (after - before) // 1024)
 """

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_hubcomm.batch.options import UnsubscribeAllOptions
 from airflow_provider_hubcomm.batch.optout import BatchUnsubscribeAllRun
 from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
 from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
@@ -26,7 +27,7 @@ def _run(
     written = None if options.get("dry_run") else JsonLinesSink(output_dir=str(tmp_path), kind="written")
     account = OptOutAccount(hook, failed, written, options.get("business_unit_id") or 0)
     options = {"batch_size": 100, "max_concurrency": 4, "daily_request_budget": 250_000, **options}
-    run = BatchUnsubscribeAllRun(hook, (failed, written), **options)
+    run = BatchUnsubscribeAllRun(hook, (failed, written), UnsubscribeAllOptions(**options))
     try:
         summary = run.run(iter_rows(inputs), account)
     finally:
@@ -49,9 +50,17 @@ def adds_up(summary: dict[str, Any]) -> None:
 class TestChecks:
     def test_invalid_row_fails_the_run_before_anything_is_sent(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
         rows = [*_rows(3), {"subscriberIdString": "not-an-address"}]
-        with pytest.raises(HubCommValidationError, match=r"row 4, column 'subscriberIdString'.*not-an-address"):
+        with pytest.raises(HubCommValidationError, match=r"row 4, field 'subscriberIdString': value 'not-an-address'"):
             _run(hubcomm_fake, monkeypatch, tmp_path, rows)
         assert hubcomm_fake.counters.get("endpoint:batch_unsubscribe_all", 0) == 0
+
+    def test_errors_name_the_users_column(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
+        rows = [{"email": "a@example.com"}, {"email": "nope"}, {"email": ""}]
+        with pytest.raises(HubCommValidationError) as info:
+            _run(hubcomm_fake, monkeypatch, tmp_path, rows, subscriber_column="email")
+        assert "row 2, column 'email' (subscriberIdString): value 'nope' is not an e-mail address" in str(info.value)
+        assert "row 3, column 'email' (subscriberIdString): is required but missing or empty" in str(info.value)
+        assert [e["row"] for e in info.value.errors] == [2, 3]
 
     def test_skip_mode_counts_invalid_and_duplicate_rows(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
         rows = [*_rows(5), {"subscriberIdString": "GDPR1@example.com"}, {"subscriberIdString": None}]
@@ -67,7 +76,7 @@ class TestChecks:
             _run(hubcomm_fake, monkeypatch, tmp_path, _rows(3), subscriber_column="email", on_invalid="skip")
 
     def test_every_row_invalid_fails_even_when_skipping(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
-        with pytest.raises(HubCommValidationError, match="every input row is invalid"):
+        with pytest.raises(HubCommValidationError, match=r"all 3 input rows are invalid, nothing was sent"):
             _run(hubcomm_fake, monkeypatch, tmp_path, [{"subscriberIdString": "x"}] * 3, on_invalid="skip")
 
     def test_max_invalid_ratio(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
@@ -128,7 +137,8 @@ class TestSending:
         hook = HubCommHook(transport=httpx.MockTransport(pending))
         failed = JsonLinesSink(output_dir=str(tmp_path), kind="failed")
         account = OptOutAccount(hook, failed, None, 0)
-        run = BatchUnsubscribeAllRun(hook, (failed, None), batch_size=50, max_concurrency=2, daily_request_budget=10)
+        options = UnsubscribeAllOptions(batch_size=50, max_concurrency=2, daily_request_budget=10)
+        run = BatchUnsubscribeAllRun(hook, (failed, None), options)
         summary = run.run(iter_rows(_rows(120)), account)
         failed.close()
         adds_up(summary)

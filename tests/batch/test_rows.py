@@ -239,9 +239,17 @@ class TestColumns:
     def test_column_map_missing_source_names_the_column(self):
         validator = RowValidator(column_map={"email": "subscriberIdString"})
         error = only({"subscriptionId": 1, "statusState": "SUBSCRIBED"}, validator)
+        assert str(error) == "row 3, column 'email' (subscriberIdString): is required but missing or empty"
+        assert (error.field, error.column, error.kind) == ("subscriberIdString", "email", "missing")
+
+    def test_a_mapped_column_is_named_with_its_api_field(self):
+        validator = RowValidator(column_map={"state": "statusState"})
+        raw = {"subscriberIdString": "a@b.co", "subscriptionId": 1, "state": "SUBSCRIBD"}
+        error = only(raw, validator)
         assert str(error) == (
-            "row 3, field 'subscriberIdString': is required but missing or empty (mapped from column 'email')"
+            f"row 3, column 'state' (statusState): value 'SUBSCRIBD' is not allowed; allowed values: {STATES}"
         )
+        assert error.to_dict()["field"] == "statusState"
 
     def test_mapped_api_name_becomes_unknown(self):
         validator = RowValidator(column_map={"email": "subscriberIdString"})

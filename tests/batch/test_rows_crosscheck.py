@@ -172,3 +172,31 @@ def test_cross_check_api_dict_matches_model_dump():
             assert json.loads(got.to_json()) == model.to_api()
             checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize(
+    ("field", "argument"), [("statusState", "status"), ("channel", "channel"), ("legalBasis", None)]
+)
+def test_the_validators_share_one_vocabulary(field: str, argument: str | None) -> None:
+    """The model, the row validator and the operator's check refuse a bad enum value with the same allowed values."""
+    from airflow_provider_hubcomm.exceptions import HubCommValidationError
+    from airflow_provider_hubcomm.operators._arguments import check_status_arguments
+    from airflow_provider_hubcomm.rules import ALLOWED
+
+    allowed = ALLOWED[field]
+    good = {"subscriberIdString": "a@b.co", "subscriptionId": 1, "statusState": "SUBSCRIBED"}
+    bad = {**good, field: "nope", **({"legalBasisExplanation": "why"} if field == "legalBasis" else {})}
+    with pytest.raises(ValidationError) as model_error:
+        StatusWrite.model_validate(bad)
+    assert "allowed values: " + ", ".join(allowed) in str(model_error.value)
+    (row_error,) = RowValidator().validate(1, bad)  # type: ignore[misc]
+    assert row_error.allowed == allowed
+    arguments = {"subscriber_id": "a@b.co", "subscription_id": 1, "status": "SUBSCRIBED", "channel": "EMAIL"}
+    arguments |= {"legal_basis": None, "legal_basis_explanation": None}
+    if argument is None:
+        arguments |= {"legal_basis": "nope", "legal_basis_explanation": "why"}
+    else:
+        arguments[argument] = "nope"
+    with pytest.raises(HubCommValidationError) as operator_error:
+        check_status_arguments(**arguments)
+    assert operator_error.value.errors[0]["allowed"] == list(allowed)

@@ -18,6 +18,7 @@ from typing import Any, NotRequired, Union, get_args, get_origin, get_type_hints
 import pytest
 
 from airflow_provider_hubcomm import contracts
+from airflow_provider_hubcomm.batch.options import UnsubscribeAllOptions
 from airflow_provider_hubcomm.batch.optout import BatchUnsubscribeAllRun
 from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
 from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
@@ -145,9 +146,8 @@ def test_an_opt_out_summary_and_its_files(hubcomm_fake: Any, monkeypatch: pytest
     failed = JsonLinesSink(output_dir=str(tmp_path), kind="failed")
     written = JsonLinesSink(output_dir=str(tmp_path), kind="written")
     account = OptOutAccount(hook, failed, written, 0)
-    opt_out = BatchUnsubscribeAllRun(
-        hook, (failed, written), batch_size=2, max_concurrency=1, on_invalid="skip", daily_request_budget=1000
-    )
+    options = UnsubscribeAllOptions(batch_size=2, max_concurrency=1, on_invalid="skip", business_unit_id=0)
+    opt_out = BatchUnsubscribeAllRun(hook, (failed, written), options)
     inputs = [{"subscriberIdString": f"gdpr{i}@example.com"} for i in range(3)] + [{"subscriberIdString": "x"}]
     try:
         summary = opt_out.run(iter_rows(inputs), account)

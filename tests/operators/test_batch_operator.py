@@ -12,6 +12,7 @@ from unittest import mock
 
 import pytest
 
+from airflow_provider_hubcomm.batch.single import DEFAULT_DAILY_REQUEST_BUDGET
 from airflow_provider_hubcomm.exceptions import HubCommConfigError, HubCommValidationError
 from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator
 from airflow_provider_hubcomm.operators._base import run_names
@@ -39,14 +40,14 @@ def test_run_names_outside_a_task_run(context: dict[str, Any]) -> None:
 class TestEngineOptions:
     def test_new_arguments_default_to_the_engine_defaults(self, tmp_path: Path) -> None:
         op = BatchWriteStatusesOperator(task_id="t", inputs=[], output_dir=str(tmp_path))
-        options = op._engine_options({})
-        # Always passed, with the engine's own defaults: no ratio bound, the single-call fallback.
-        assert options["max_invalid_ratio"] is None
-        assert options["on_missing_batch_scope"] == "single"
-        # The budget is left to the engine (HubSpot's daily limit) unless set.
-        assert "daily_request_budget" not in options
-        assert options["output_dir"] == str(tmp_path)
-        assert options["output_name"] is None
+        options = op._options({})
+        # The engine's own defaults: no ratio bound, the single-call fallback.
+        assert options.max_invalid_ratio is None
+        assert options.on_missing_batch_scope == "single"
+        # The budget is HubSpot's smallest daily limit unless set.
+        assert options.daily_request_budget == DEFAULT_DAILY_REQUEST_BUDGET
+        assert options.output_dir == str(tmp_path)
+        assert options.output_name is None
         op = BatchWriteStatusesOperator(
             task_id="t",
             inputs=[],
@@ -55,16 +56,20 @@ class TestEngineOptions:
             on_missing_batch_scope="fail",
             daily_request_budget=20_000,
         )
-        options = op._engine_options({})
-        assert options["max_invalid_ratio"] == 0.05
-        assert options["on_missing_batch_scope"] == "fail"
-        assert options["daily_request_budget"] == 20_000
+        options = op._options({})
+        assert options.max_invalid_ratio == 0.05
+        assert options.on_missing_batch_scope == "fail"
+        assert options.daily_request_budget == 20_000
 
     @pytest.mark.parametrize(
         ("kwargs", "match"),
         [
-            ({"max_invalid_ratio": 2}, r"max_invalid_ratio must be between 0 and 1"),
-            ({"on_missing_batch_scope": "retry"}, r"on_missing_batch_scope must be 'single' or 'fail'"),
+            ({"max_invalid_ratio": 2}, r"\nmax_invalid_ratio: invalid value 2: must be a number between 0 and 1"),
+            (
+                {"on_missing_batch_scope": "retry"},
+                r"\non_missing_batch_scope: invalid value 'retry': must be 'single' or 'fail'",
+            ),
+            ({"batch_size": 1001, "on_invalid": "drop"}, r"\nbatch_size: .*\non_invalid: invalid value 'drop'"),
         ],
     )
     def test_bad_values_fail_before_any_request(self, kwargs: dict[str, Any], match: str) -> None:
@@ -77,16 +82,16 @@ class TestEngineOptions:
     def test_default_output_dir_is_a_private_run_folder(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
         op = BatchWriteStatusesOperator(task_id="write", inputs=[])
-        options = op._engine_options({"ti": ti()})
+        options = op._options({"ti": ti()})
         expected = tmp_path / "hubcomm" / "gdpr" / "manual__2026-12-01T10_00_00_00_00" / "write"
-        assert options["output_dir"] == str(expected)
+        assert options.output_dir == str(expected)
         assert stat.S_IMODE(expected.stat().st_mode) == 0o700
         assert stat.S_IMODE((tmp_path / "hubcomm").stat().st_mode) == 0o700
-        assert options["output_name"] == "gdpr-write-manual__2026-12-01T10_00_00_00_00-try2"
+        assert options.output_name == "gdpr-write-manual__2026-12-01T10_00_00_00_00-try2"
 
     def test_a_given_output_dir_is_kept(self, tmp_path: Path) -> None:
         op = BatchWriteStatusesOperator(task_id="write", inputs=[], output_dir=str(tmp_path / "mine"))
-        assert op._engine_options({"ti": ti()})["output_dir"] == str(tmp_path / "mine")
+        assert op._options({"ti": ti()}).output_dir == str(tmp_path / "mine")
         assert not (tmp_path / "mine").exists()  # created only when a file is written
 
 

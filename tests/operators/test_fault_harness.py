@@ -72,6 +72,7 @@ def test_check_accepts_unknown_subscription_rows_failed_or_skipped(
 ) -> None:
     """``check()`` takes the unknown-subscription rows failed (HubSpot's 207) or skipped by a preflight."""
     from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+    from airflow_provider_hubcomm.batch.options import BatchWriteOptions
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
     fake = hubcomm_fake_factory()
@@ -80,13 +81,10 @@ def test_check_accepts_unknown_subscription_rows_failed_or_skipped(
     preload(fake, ds)
     monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", fake.connection_json(requests_per_10s=10_000))
     failed_path = tmp_path / "failed.jsonl"
-    engine = BatchWriteEngine(
-        HubCommHook(),
-        output_dir=str(tmp_path / "out"),
-        failed_rows_path=str(failed_path),
-        batch_size=500,
-        on_invalid="skip",
+    options = BatchWriteOptions(
+        output_dir=str(tmp_path / "out"), failed_rows_path=str(failed_path), batch_size=500, on_invalid="skip"
     )
+    engine = BatchWriteEngine(HubCommHook(), options)
     summary = engine.run(str(ds.path))
     scenario = Scenario("unit")
     # The preflight contract (today): the unknown-subscription rows skipped before any write.

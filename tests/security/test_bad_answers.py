@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 from airflow_provider_hubcomm.exceptions import (
     HubCommAPIError,
     HubCommAuthError,
@@ -293,7 +294,7 @@ def test_engine_fails_rows_with_status_and_correlation(
     server: Script, tmp_path: Path, status: int, body: bytes, base: dict[str, str]
 ) -> None:
     server.set(status, body, headers("corr-engine", base))
-    summary = BatchWriteEngine(hook(), batch_size=10, output_dir=str(tmp_path)).run(rows(25))
+    summary = BatchWriteEngine(hook(), BatchWriteOptions(batch_size=10, output_dir=str(tmp_path))).run(rows(25))
     assert (summary["written"], summary["failed"]) == (0, 25)
     lines = failed_lines(summary)
     assert len(lines) == 25
@@ -304,7 +305,7 @@ def test_engine_fails_rows_with_status_and_correlation(
 def test_engine_answer_without_results_fails_rows_truthfully(server: Script, tmp_path: Path) -> None:
     server.set(200, b'{"status": "COMPLETE"}', headers("corr-no-results"))
     server.definitions = (101,)  # the preflight sees 101 defined; only the write answer lacks results
-    summary = BatchWriteEngine(hook(), output_dir=str(tmp_path)).run(rows(5))
+    summary = BatchWriteEngine(hook(), BatchWriteOptions(output_dir=str(tmp_path))).run(rows(5))
     assert (summary["written"], summary["failed"]) == (0, 5)
     assert [p.partition("?")[0].rsplit("/", 1)[-1] for p in server.paths] == ["definitions", "write"]
     assert {line["message"] for line in failed_lines(summary)} == {"missing from HubSpot's results"}
@@ -314,14 +315,14 @@ def test_engine_answer_without_results_keeps_the_correlation_id(server: Script, 
     """Regression (fixed in 0a7dacc): rows missing from a 2xx answer keep the answer's correlation id."""
     server.set(200, b'{"status": "COMPLETE"}', headers("corr-no-results"))
     server.definitions = (101,)
-    summary = BatchWriteEngine(hook(), output_dir=str(tmp_path)).run(rows(5))
+    summary = BatchWriteEngine(hook(), BatchWriteOptions(output_dir=str(tmp_path))).run(rows(5))
     assert {line["correlationId"] for line in failed_lines(summary)} == {"corr-no-results"}
 
 
 def test_engine_survives_a_corrupt_compressed_answer(server: Script, tmp_path: Path) -> None:
     """Regression (fixed in 482976d): one corrupt answer fails its chunk, it does not abort the run."""
     server.set(200, b"this is not gzip", headers("corr-gzip", {**JSON, "Content-Encoding": "gzip"}))
-    summary = BatchWriteEngine(hook(), batch_size=10, output_dir=str(tmp_path)).run(rows(25))
+    summary = BatchWriteEngine(hook(), BatchWriteOptions(batch_size=10, output_dir=str(tmp_path))).run(rows(25))
     assert (summary["written"], summary["failed"]) == (0, 25)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.operators.hubcomm import BatchWriteStatusesOperator
@@ -36,9 +37,10 @@ def fake(hubcomm_fake_factory: Any, monkeypatch: pytest.MonkeyPatch) -> FakeHubS
 
 
 def run(path: Path, **options: Any) -> HubCommValidationError:
+    options.setdefault("output_dir", str(path.parent / "out"))
     start = time.monotonic()
     with pytest.raises(HubCommValidationError) as info:
-        BatchWriteEngine(HubCommHook(), output_dir=str(path.parent / "out"), **options).run(str(path))
+        BatchWriteEngine(HubCommHook(), BatchWriteOptions(**options)).run(str(path))
     assert time.monotonic() - start < 30
     return info.value
 

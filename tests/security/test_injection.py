@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
+from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 from airflow_provider_hubcomm.exceptions import HubCommError, HubCommRequestRejectedError, HubCommValidationError
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 from airflow_provider_hubcomm.models import StatusUpdate
@@ -112,7 +113,7 @@ def test_single_calls_encode_the_id_as_one_path_segment(fake: FakeHubSpot, subsc
 
 def test_batch_write_carries_hostile_ids_as_json_data(fake: FakeHubSpot, tmp_path: Path) -> None:
     rows = [{"subscriberIdString": s, "subscriptionId": 102, "statusState": "NOT_SPECIFIED"} for s in HOSTILE_IDS]
-    summary = BatchWriteEngine(hook(), batch_size=5, output_dir=str(tmp_path)).run(rows)
+    summary = BatchWriteEngine(hook(), BatchWriteOptions(batch_size=5, output_dir=str(tmp_path))).run(rows)
     assert (summary["written"], summary["failed"], summary["skipped"]) == (len(HOSTILE_IDS), 0, 0)
     # The definitions preflight (one read of brand 0, no row data), then only the batch-write endpoint.
     first, *writes = fake.request_log
@@ -160,7 +161,7 @@ def test_batch_refuses_non_email_ids_before_sending(fake: FakeHubSpot, subscribe
         {"subscriberIdString": subscriber, "subscriptionId": 101, "statusState": "UNSUBSCRIBED"},
     ]
     with pytest.raises(HubCommValidationError) as info:
-        BatchWriteEngine(hook(), output_dir=str(tmp_path)).run(rows)
+        BatchWriteEngine(hook(), BatchWriteOptions(output_dir=str(tmp_path))).run(rows)
     message = str(info.value)
     assert "row 3, field 'subscriberIdString'" in message
     assert "nothing was sent" in message
@@ -179,7 +180,7 @@ def test_batch_file_with_non_email_ids_names_each_row(fake: FakeHubSpot, tmp_pat
             )
             fh.write("\n")
     with pytest.raises(HubCommValidationError) as info:
-        BatchWriteEngine(hook(), output_dir=str(tmp_path / "out")).run(str(path))
+        BatchWriteEngine(hook(), BatchWriteOptions(output_dir=str(tmp_path / "out"))).run(str(path))
     assert [(e["row"], e["field"]) for e in info.value.errors] == [(n, "subscriberIdString") for n in range(2, 7)]
     assert "5 of 6 input rows are invalid" in str(info.value)
     assert fake.counters.get("requests", 0) == 0
