@@ -16,11 +16,13 @@ So a long run crosses any number of expiries with requests in flight, and each r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -42,6 +44,13 @@ MAX_STALE_RESENDS = 3
 
 def _bearer(request: httpx.Request, token: str) -> None:
     request.headers["Authorization"] = f"Bearer {token}"
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenWanted:
+    """A step of :meth:`OAuthRefreshAuth._flow`: it needs a token (see :meth:`OAuthRefreshAuth.sync_token`)."""
+
+    seen_generation: int | None = None
 
 
 class PrivateAppAuth(httpx.Auth):
@@ -158,12 +167,15 @@ class OAuthRefreshAuth(httpx.Auth):
             return "stale" if stale < MAX_STALE_RESENDS else "fail"
         return "refresh"
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def _flow(self, request: httpx.Request) -> Generator[httpx.Request | _TokenWanted, Any, None]:
         """Send with a fresh token; on 401 resend with the current token or refresh once (shared), see above.
 
+        The flow of both httpx flows, without I/O: it yields :class:`_TokenWanted` (and is sent
+        ``(token, generation)``) or the request to send (and is sent the response).
+
         :param request: the outgoing request.
         """
-        token, generation = self.sync_token()
+        token, generation = yield _TokenWanted()
         refreshed: int | None = None
         stale = 0
         while True:
@@ -176,32 +188,36 @@ class OAuthRefreshAuth(httpx.Auth):
                 return
             if action == "stale":
                 stale += 1
-                token, generation = self.sync_token()
+                token, generation = yield _TokenWanted()
             else:
-                token, generation = self.sync_token(seen_generation=generation)
+                token, generation = yield _TokenWanted(seen_generation=generation)
                 refreshed = generation
             log.info("HubSpot answered 401 to a request; resending it with access token #%d (%s).", generation, action)
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Run :meth:`_flow`, getting tokens with :meth:`sync_token`.
+
+        :param request: the outgoing request.
+        """
+        flow = self._flow(request)
+        with contextlib.suppress(StopIteration):
+            step = next(flow)
+            while True:
+                if isinstance(step, _TokenWanted):
+                    step = flow.send(self.sync_token(step.seen_generation))
+                else:
+                    step = flow.send((yield step))
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """Async twin of :meth:`sync_auth_flow`.
+        """Run :meth:`_flow`, getting tokens with :meth:`async_token`.
 
         :param request: the outgoing request.
         """
-        token, generation = await self.async_token()
-        refreshed: int | None = None
-        stale = 0
-        while True:
-            _bearer(request, token)
-            response = yield request
-            if response.status_code != 401:
-                return
-            action = self._on_401(generation, refreshed, stale)
-            if action == "fail":
-                return
-            if action == "stale":
-                stale += 1
-                token, generation = await self.async_token()
-            else:
-                token, generation = await self.async_token(seen_generation=generation)
-                refreshed = generation
-            log.info("HubSpot answered 401 to a request; resending it with access token #%d (%s).", generation, action)
+        flow = self._flow(request)
+        with contextlib.suppress(StopIteration):
+            step = next(flow)
+            while True:
+                if isinstance(step, _TokenWanted):
+                    step = flow.send(await self.async_token(step.seen_generation))
+                else:
+                    step = flow.send((yield step))

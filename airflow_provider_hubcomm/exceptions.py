@@ -35,6 +35,8 @@ from airflow.providers.common.compat.sdk import AirflowException
 if TYPE_CHECKING:
     import httpx
 
+    from airflow_provider_hubcomm.contracts import BatchSummary
+
 Redact = Callable[[str], str]
 
 __all__ = [
@@ -52,7 +54,8 @@ __all__ = [
     "HubCommThresholdError",
     "HubCommUnconfirmedError",
     "HubCommValidationError",
-    "is_daily_policy",
+    "is_daily_limit",
+    "is_missing_scopes",
     "raise_for_response",
 ]
 
@@ -61,12 +64,31 @@ _BODY_EXCERPT = 300
 _TEXT_MAX = 500
 
 
-def is_daily_policy(body: dict[str, Any]) -> bool:
-    """Return whether a 429 body names HubSpot's ``DAILY`` policy (the one rule; the retry policy uses it too).
+def is_daily_limit(outcome: httpx.Response | BaseException) -> bool:
+    """Return whether ``outcome`` is HubSpot's ``DAILY`` 429: final until the account's midnight reset.
 
-    :param body: the parsed JSON body of a 429 answer.
+    The one rule for it: the retry policy never retries such an answer
+    (:meth:`~airflow_provider_hubcomm.retry.RetryPolicy.retryable`), a batch run aborts on the error
+    (:func:`~airflow_provider_hubcomm.batch.reasons.classify_error`), and :attr:`HubCommRateLimitError.is_daily`
+    reads it.
+
+    :param outcome: an answer whose body has been read, or an exception.
     """
-    return str(body.get("policyName") or "").upper() == "DAILY"
+    if isinstance(outcome, BaseException):
+        body = outcome.body if isinstance(outcome, HubCommRateLimitError) else None
+    else:
+        body = parse_error_body(outcome)[0] if outcome.status_code == 429 else None
+    return body is not None and str(body.get("policyName") or "").upper() == "DAILY"
+
+
+def is_missing_scopes(err: BaseException) -> bool:
+    """Return whether ``err`` is a ``403 MISSING_SCOPES`` (the account lacks a scope, e.g. the batch endpoints').
+
+    The one rule for it: a batch run falls back to single calls, a read-back to single reads.
+
+    :param err: an exception raised by the hook.
+    """
+    return isinstance(err, HubCommAuthError) and err.missing_scopes
 
 
 def _clip(text: str) -> str:
@@ -122,7 +144,7 @@ class HubCommThresholdError(HubCommError):
     :param summary: the JSON-able run summary.
     """
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: BatchSummary) -> None:
         super().__init__(message)
         self.summary = summary
 
@@ -134,7 +156,7 @@ class BatchAbortedError(HubCommError):
     :param summary: the JSON-able run summary (the rows not sent are counted failed).
     """
 
-    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+    def __init__(self, message: str, summary: BatchSummary) -> None:
         super().__init__(message)
         self.summary = summary
 
@@ -247,7 +269,7 @@ class HubCommRateLimitError(HubCommAPIError):
     @property
     def is_daily(self) -> bool:
         """Whether the account's DAILY budget is spent: final until HubSpot's midnight reset, never retried."""
-        return is_daily_policy(self.body)
+        return is_daily_limit(self)
 
 
 class HubCommServerError(HubCommAPIError):

@@ -48,9 +48,9 @@ from airflow_provider_hubcomm.constants import (
     MAX_RETRY_DELAY,
     RETRYABLE_STATUS_CODES,
 )
-from airflow_provider_hubcomm.exceptions import is_daily_policy
+from airflow_provider_hubcomm.exceptions import is_daily_limit
 
-__all__ = ["RetryPolicy", "deadline_reached", "is_daily_limit", "parse_retry_after"]
+__all__ = ["RetryPolicy", "deadline_reached", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -94,21 +94,6 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     if seconds != seconds or seconds < 0:  # NaN or in the past
         return 0.0
     return seconds
-
-
-def is_daily_limit(response: httpx.Response) -> bool:
-    """Return whether a 429 is HubSpot's daily limit (not worth retrying today).
-
-    The rule lives in :func:`~airflow_provider_hubcomm.exceptions.is_daily_policy`, shared with
-    :attr:`HubCommRateLimitError.is_daily <airflow_provider_hubcomm.exceptions.HubCommRateLimitError.is_daily>`.
-
-    :param response: a 429 response whose body has been read.
-    """
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and is_daily_policy(body)
 
 
 _DEADLINE_MARK = "hubcomm_deadline_reached"
@@ -167,7 +152,7 @@ class RetryPolicy:
             return isinstance(outcome, RETRYABLE_EXCEPTIONS) and not _tls_verification_failure(outcome)
         if outcome.status_code not in RETRYABLE_STATUS_CODES:
             return False
-        return not (outcome.status_code == 429 and is_daily_limit(outcome))
+        return not is_daily_limit(outcome)
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter for the given attempt (1-based).

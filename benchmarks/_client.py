@@ -371,7 +371,7 @@ def mode_cpu(args: dict[str, Any]) -> dict[str, Any]:
     from _protos import manifest_line
 
     from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
-    from airflow_provider_hubcomm.batch.summary import RunAccount
+    from airflow_provider_hubcomm.batch.write_account import RunAccount
 
     writes = [w for _, w, _ in spool.records()]
 

@@ -72,7 +72,7 @@ def check_current_code() -> None:
     from airflow_provider_hubcomm.batch import chunk as chunk_mod
     from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
     from airflow_provider_hubcomm.batch.rows import RowValidator
-    from airflow_provider_hubcomm.batch.summary import RunAccount
+    from airflow_provider_hubcomm.batch.write_account import RunAccount
 
     if SEND_LINE not in inspect.getsource(chunk_mod.send_chunk):
         raise RuntimeError("batch/chunk.py::send_chunk changed: update benchmarks/_protos.py before using it")

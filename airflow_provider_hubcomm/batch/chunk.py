@@ -34,7 +34,7 @@ from airflow_provider_hubcomm.batch.reasons import (
     Reason,
     Row,
     classify_error,
-    is_missing_batch_scope,
+    is_missing_scopes,
     is_too_large,
 )
 from airflow_provider_hubcomm.models import BatchStatus
@@ -203,7 +203,7 @@ def send_chunk(hook: HubCommHook, index: int, rows: list[Row], size: BatchSize) 
                 size.reduce(half, hook.redact(str(err)))
                 pieces.extend((piece[half:], piece[:half]))
                 continue
-            if isinstance(err, Exception) and is_missing_batch_scope(err):
+            if isinstance(err, Exception) and is_missing_scopes(err):
                 result.requeue.extend(piece)
                 for rest in pieces:
                     result.requeue.extend(rest)

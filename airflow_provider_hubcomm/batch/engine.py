@@ -47,14 +47,15 @@ from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
 from airflow_provider_hubcomm.batch.pipeline import SendPass
 from airflow_provider_hubcomm.batch.preflight import NamingValidator, Preflight, check_spool, refusal
 from airflow_provider_hubcomm.batch.reasons import Reason, classify_error
-from airflow_provider_hubcomm.batch.report import Progress, check_thresholds, log_summary, summary_text
 from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
-from airflow_provider_hubcomm.batch.summary import RunAccount
+from airflow_provider_hubcomm.batch.summary import Progress, check_thresholds, log_summary, summary_text
 from airflow_provider_hubcomm.batch.thresholds import check_validation
+from airflow_provider_hubcomm.batch.write_account import RunAccount
 from airflow_provider_hubcomm.exceptions import BatchAbortedError, HubCommValidationError
 from airflow_provider_hubcomm.models import Channel
 
 if TYPE_CHECKING:
+    from airflow_provider_hubcomm.contracts import RunMode, RunSummary
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
@@ -73,12 +74,12 @@ class BatchWriteEngine:
     def __init__(self, hook: HubCommHook, options: BatchWriteOptions | None = None) -> None:
         self.hook = hook
         self.options = options if options is not None else BatchWriteOptions()
-        self._plan: dict[str, Any] = {"rows_to_send": 0, "chunks": 0}
-        self._mode = "batch"
+        self._plan = {"rows_to_send": 0, "chunks": 0}
+        self._mode: RunMode = "batch"
 
     # -- run ---------------------------------------------------------------------------------------------------
 
-    def run(self, inputs: Any) -> dict[str, Any]:
+    def run(self, inputs: Any) -> RunSummary:
         """Run the batch and return its summary.
 
         :param inputs: rows (list or iterable of mappings), a file path, a URL or an ``ObjectStoragePath``.
@@ -139,20 +140,18 @@ class BatchWriteEngine:
         requests1, retries1 = self._counters()
         duration = time.monotonic() - started
         summary = account.summary(
-            {
-                "conn_id": self.hook.hubcomm_conn_id,
-                "channel": Channel.EMAIL.value,
-                "dry_run": options.dry_run,
-                "only_changes": options.only_changes,
-                "allow_resubscribe": options.allow_resubscribe,
-                "mode": self._mode,
-            },
+            conn_id=self.hook.hubcomm_conn_id,
+            channel=Channel.EMAIL.value,
+            dry_run=options.dry_run,
+            only_changes=options.only_changes,
+            allow_resubscribe=options.allow_resubscribe,
+            mode=self._mode,
             requests=requests1 - requests0,
             retries=retries1 - retries0,
-            duration_seconds=round(duration, 3),
-            rows_per_second=round(account.rows_read / duration, 1) if duration > 0 else 0.0,
+            duration=duration,
             plan={
-                **self._plan,
+                "rows_to_send": self._plan["rows_to_send"],
+                "chunks": self._plan["chunks"],
                 "batch_size": options.batch_size,
                 "max_concurrency": options.max_concurrency,
                 "batch_size_used": size.current,

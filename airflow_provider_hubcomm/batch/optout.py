@@ -32,7 +32,7 @@ from airflow_provider_hubcomm.batch.reasons import (
     NOT_FINAL,
     Reason,
     classify_error,
-    is_missing_batch_scope,
+    is_missing_scopes,
     is_too_large,
     not_sent,
 )
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.options import UnsubscribeAllOptions
     from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
     from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
+    from airflow_provider_hubcomm.contracts import OptOutSummary
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 __all__ = ["BatchUnsubscribeAllRun"]
@@ -157,7 +158,7 @@ class BatchUnsubscribeAllRun:
                     self.size.reduce(half, self.hook.redact(str(err)))
                     pieces.extend((piece[half:], piece[:half]))
                     continue
-                if is_missing_batch_scope(err):
+                if is_missing_scopes(err):
                     out.fatal = (err, [r for p in [piece, *pieces] for r in p])
                     return out
                 fatal, reason = classify_error(err)
@@ -257,7 +258,9 @@ class BatchUnsubscribeAllRun:
                     index = in_flight.pop(future)
                     out = future.result()
                     for status, size, answer in out.operations:
-                        account.operation(index, status, size, answer)
+                        account.operation(
+                            index, status, size, answer.requested_at, answer.started_at, answer.completed_at
+                        )
                     for (row, subscriber), status in out.written:
                         account.write(row, subscriber, index, status)
                     for (row, subscriber), reason in out.failed:
@@ -278,7 +281,7 @@ class BatchUnsubscribeAllRun:
 
     # -- the run --------------------------------------------------------------------------------------------
 
-    def run(self, rows: Iterator[tuple[int, Mapping[str, Any]]], account: OptOutAccount) -> dict[str, Any]:
+    def run(self, rows: Iterator[tuple[int, Mapping[str, Any]]], account: OptOutAccount) -> OptOutSummary:
         """Check, send and account for every row; return the summary (``BatchAbortedError`` on a fatal error)."""
         started = time.monotonic()
         dry_run = self.options.dry_run
@@ -291,30 +294,15 @@ class BatchUnsubscribeAllRun:
             aborted = self.send(valid, account)
         counters1 = self.hook.counters() if not dry_run else counters0
         duration = time.monotonic() - started
-        skipped = account.skipped_total
-        if account.written + account.failed + skipped != account.rows_read:
-            raise AssertionError(
-                f"opt-out accounting broken: written {account.written} + failed {account.failed} + skipped "
-                f"{skipped} != rows_read {account.rows_read}"
-            )
-        summary = {
-            "kind": "unsubscribe_all",
-            "conn_id": self.hook.hubcomm_conn_id,
-            "channel": Channel.EMAIL.value,
-            "business_unit_id": account.business_unit_id,
-            "mode": self.mode,
-            "dry_run": dry_run,
-            "rows_read": account.rows_read,
-            "written": account.written,
-            "failed": account.failed,
-            "skipped": skipped,
-            "unconfirmed": account.unconfirmed,
-            "skipped_by_reason": dict(account.skipped),
-            "failed_by_reason": dict(account.failed_by_reason),
-            "requests": counters1["requests"] - counters0["requests"],
-            "retries": counters1["retries"] - counters0["retries"],
-            "duration_seconds": round(duration, 3),
-            "plan": {
+        summary = account.summary(
+            conn_id=self.hook.hubcomm_conn_id,
+            channel=Channel.EMAIL.value,
+            mode=self.mode,
+            dry_run=dry_run,
+            requests=counters1["requests"] - counters0["requests"],
+            retries=counters1["retries"] - counters0["retries"],
+            duration=duration,
+            plan={
                 "rows_to_send": len(valid),
                 "chunks": self.chunks if not dry_run else -(-len(valid) // self.size.start),
                 "batch_size": self.size.start,
@@ -322,16 +310,7 @@ class BatchUnsubscribeAllRun:
                 "batch_size_reduced": self.size.reduced,
                 "max_concurrency": self.options.max_concurrency,
             },
-            "operations": {
-                "total": sum(account.by_status.values()),
-                "by_status": dict(account.by_status),
-                "not_complete": account.not_complete[:1000],
-                "not_complete_truncated": len(account.not_complete) > 1000,
-                "canceled": account.canceled[:1000],
-                "canceled_truncated": len(account.canceled) > 1000,
-            },
-            "written_rows": account.inline,
-        }
+        )
         if aborted is not None:
             summary["aborted_by"] = self.hook.redact(f"{type(aborted).__name__}: {aborted}")
             raise BatchAbortedError(f"Opt-out run aborted by {summary['aborted_by']}", summary) from aborted

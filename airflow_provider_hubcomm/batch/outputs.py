@@ -23,6 +23,7 @@ import re
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -154,7 +155,7 @@ class JsonLinesSink:
         self._partial = str(local) + PARTIAL_SUFFIX
         return open(self._partial, "w", encoding="utf-8", buffering=_BUFFER)
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: Mapping[str, Any]) -> None:
         """Append one record as a JSON line (values JSON cannot encode are written as ``str``).
 
         :param record: the line's content.

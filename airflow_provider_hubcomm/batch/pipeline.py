@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_hubcomm.batch.chunk import send_chunk
 from airflow_provider_hubcomm.batch.guard import Packer, ReadCache, ReadJob, decide, needs_read, read_job
-from airflow_provider_hubcomm.batch.reasons import Reason, Row, classify_error, is_missing_batch_scope, not_sent
+from airflow_provider_hubcomm.batch.reasons import Reason, Row, classify_error, is_missing_scopes, not_sent
 from airflow_provider_hubcomm.batch.single import fallback_plan, send_single
 from airflow_provider_hubcomm.exceptions import HubCommError
 
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.options import BatchWriteOptions
     from airflow_provider_hubcomm.batch.preflight import Preflight
     from airflow_provider_hubcomm.batch.reasons import ChunkResult
-    from airflow_provider_hubcomm.batch.report import Progress
     from airflow_provider_hubcomm.batch.rows import WriteRow
-    from airflow_provider_hubcomm.batch.summary import RunAccount
+    from airflow_provider_hubcomm.batch.summary import Progress
+    from airflow_provider_hubcomm.batch.write_account import RunAccount
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
@@ -226,7 +226,7 @@ class SendPass:
         self.account.apply(result)
         self.write_done += len(result.rows) - len(result.requeue)
         err = result.fatal
-        if result.requeue and err is not None and is_missing_batch_scope(err):
+        if result.requeue and err is not None and is_missing_scopes(err):
             if self.fall_back(err):
                 self.submit_write(result.requeue)
             else:
@@ -240,10 +240,10 @@ class SendPass:
         :param job: the finished job.
         """
         err = job.error
-        if err is None or job.single or not is_missing_batch_scope(err):
+        if err is None or job.single or not is_missing_scopes(err):
             (self.status if job.kind == "status" else self.wide).done(job)
         if err is not None:
-            if not job.single and is_missing_batch_scope(err):
+            if not job.single and is_missing_scopes(err):
                 if self.fall_back(err):
                     self.submit_read(job)
                 else:

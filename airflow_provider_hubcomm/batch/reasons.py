@@ -15,8 +15,9 @@ from airflow_provider_hubcomm.exceptions import (
     HubCommAuthError,
     HubCommConnectionError,
     HubCommError,
-    HubCommRateLimitError,
     HubCommUnconfirmedError,
+    is_daily_limit,
+    is_missing_scopes,
 )
 
 if TYPE_CHECKING:
@@ -30,8 +31,7 @@ __all__ = [
     "Reason",
     "Row",
     "classify_error",
-    "is_daily_limit",
-    "is_missing_batch_scope",
+    "is_missing_scopes",
     "is_too_large",
     "not_sent",
 ]
@@ -78,22 +78,6 @@ class ChunkResult:
     fatal: BaseException | None = None
     #: Rows not sent because the batch endpoint lacks its scope: the engine resends them as single writes.
     requeue: list[Row] = field(default_factory=list)
-
-
-def is_daily_limit(err: BaseException) -> bool:
-    """Return whether ``err`` is HubSpot's ``DAILY`` 429 (final until the account's midnight).
-
-    :param err: the exception.
-    """
-    return isinstance(err, HubCommRateLimitError) and err.is_daily
-
-
-def is_missing_batch_scope(err: BaseException) -> bool:
-    """Return whether ``err`` is a ``403 MISSING_SCOPES`` (the account lacks the batch scopes).
-
-    :param err: the exception raised by a batch endpoint.
-    """
-    return isinstance(err, HubCommAuthError) and err.missing_scopes
 
 
 def is_too_large(err: BaseException) -> bool:

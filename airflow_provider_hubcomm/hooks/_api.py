@@ -70,56 +70,33 @@ class HubCommAPIMixin:
         body = [i.to_api() if isinstance(i, StatusWrite) else i for i in inputs]
         return _Call("POST", self._path("statuses/batch/write"), BatchWriteResponse, json={"inputs": body})
 
-    def _unsubscribe_all_call(
-        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None, verbose: bool
-    ) -> _Call[StatusResponse]:
-        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all")
-        params = _params(channel, self._bu(business_unit_id), verbose="true" if verbose else None)
-        return _Call("POST", path, StatusResponse, params=params)
+    def _subscriber_call(
+        self,
+        method: str,
+        tail: str,
+        model: type[M],
+        subscriber_id: str,
+        channel: Channel | str,
+        business_unit_id: int | None,
+        **more: Any,
+    ) -> _Call[M]:
+        """Describe ``{method} statuses/{subscriber}{tail}``, with the channel and brand (and ``more``) as query."""
+        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}{tail}")
+        return _Call(method, path, model, params=_params(channel, self._bu(business_unit_id), **more))
 
-    def _statuses_call(
-        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None
-    ) -> _Call[StatusResponse]:
-        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}")
-        return _Call("GET", path, StatusResponse, params=_params(channel, self._bu(business_unit_id)))
-
-    def _wide_status_call(
-        self, subscriber_id: str, channel: Channel | str, business_unit_id: int | None
-    ) -> _Call[WideStatusResponse]:
-        path = self._path(f"statuses/{subscriber_segment(subscriber_id)}/unsubscribe-all")
-        return _Call("GET", path, WideStatusResponse, params=_params(channel, self._bu(business_unit_id)))
-
-    def _batch_read_call(
-        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
-    ) -> _Call[BatchReadResponse]:
+    def _batch_call(
+        self,
+        tail: str,
+        model: type[M],
+        subscriber_ids: Sequence[str],
+        channel: Channel | str,
+        business_unit_id: int | None,
+        **more: Any,
+    ) -> _Call[M]:
+        """Describe ``POST statuses/batch/{tail}`` for many subscribers, channel and brand (and ``more``) as query."""
+        params = _params(channel, self._bu(business_unit_id), **more)
         return _Call(
-            "POST",
-            self._path("statuses/batch/read"),
-            BatchReadResponse,
-            params=_params(channel, self._bu(business_unit_id)),
-            json={"inputs": list(subscriber_ids)},
-        )
-
-    def _batch_wide_read_call(
-        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None
-    ) -> _Call[BatchWideReadResponse]:
-        return _Call(
-            "POST",
-            self._path("statuses/batch/unsubscribe-all/read"),
-            BatchWideReadResponse,
-            params=_params(channel, self._bu(business_unit_id)),
-            json={"inputs": list(subscriber_ids)},
-        )
-
-    def _batch_unsubscribe_all_call(
-        self, subscriber_ids: Sequence[str], channel: Channel | str, business_unit_id: int | None, verbose: bool
-    ) -> _Call[BatchUnsubscribeAllResponse]:
-        return _Call(
-            "POST",
-            self._path("statuses/batch/unsubscribe-all"),
-            BatchUnsubscribeAllResponse,
-            params=_params(channel, self._bu(business_unit_id), verbose="true" if verbose else None),
-            json={"inputs": list(subscriber_ids)},
+            "POST", self._path(f"statuses/batch/{tail}"), model, params=params, json={"inputs": list(subscriber_ids)}
         )
 
     def _definitions_call(self, business_unit_id: int | None, include_translations: bool) -> _Call[DefinitionsResponse]:
@@ -185,21 +162,6 @@ class HubCommAPIMixin:
         """
         return self._execute(_Call("POST", self._path("statuses/batch/write"), BatchWriteAck, content=body))
 
-    async def aget_unsubscribe_all_status(
-        self,
-        subscriber_id: str,
-        *,
-        channel: Channel | str = Channel.EMAIL,
-        business_unit_id: int | None = None,
-    ) -> WideStatusResponse:
-        """Async twin of :meth:`get_unsubscribe_all_status`.
-
-        :param subscriber_id: the subscriber's e-mail address.
-        :param channel: the channel.
-        :param business_unit_id: brand.
-        """
-        return await self._aexecute(self._wide_status_call(subscriber_id, channel, business_unit_id))
-
     def unsubscribe_all(
         self,
         subscriber_id: str,
@@ -215,7 +177,17 @@ class HubCommAPIMixin:
         :param business_unit_id: brand to opt out of (defaults to the connection's ``business_unit_id``).
         :param verbose: ask HubSpot to list every status that changed.
         """
-        return self._execute(self._unsubscribe_all_call(subscriber_id, channel, business_unit_id, verbose))
+        return self._execute(
+            self._subscriber_call(
+                "POST",
+                "/unsubscribe-all",
+                StatusResponse,
+                subscriber_id,
+                channel,
+                business_unit_id,
+                verbose="true" if verbose else None,
+            )
+        )
 
     def get_statuses(
         self,
@@ -230,7 +202,7 @@ class HubCommAPIMixin:
         :param channel: the channel.
         :param business_unit_id: brand (defaults to the connection's).
         """
-        return self._execute(self._statuses_call(subscriber_id, channel, business_unit_id))
+        return self._execute(self._subscriber_call("GET", "", StatusResponse, subscriber_id, channel, business_unit_id))
 
     async def aget_statuses(
         self,
@@ -245,7 +217,9 @@ class HubCommAPIMixin:
         :param channel: the channel.
         :param business_unit_id: brand.
         """
-        return await self._aexecute(self._statuses_call(subscriber_id, channel, business_unit_id))
+        return await self._aexecute(
+            self._subscriber_call("GET", "", StatusResponse, subscriber_id, channel, business_unit_id)
+        )
 
     def get_unsubscribe_all_status(
         self,
@@ -260,7 +234,30 @@ class HubCommAPIMixin:
         :param channel: the channel.
         :param business_unit_id: brand.
         """
-        return self._execute(self._wide_status_call(subscriber_id, channel, business_unit_id))
+        return self._execute(
+            self._subscriber_call(
+                "GET", "/unsubscribe-all", WideStatusResponse, subscriber_id, channel, business_unit_id
+            )
+        )
+
+    async def aget_unsubscribe_all_status(
+        self,
+        subscriber_id: str,
+        *,
+        channel: Channel | str = Channel.EMAIL,
+        business_unit_id: int | None = None,
+    ) -> WideStatusResponse:
+        """Async twin of :meth:`get_unsubscribe_all_status`.
+
+        :param subscriber_id: the subscriber's e-mail address.
+        :param channel: the channel.
+        :param business_unit_id: brand.
+        """
+        return await self._aexecute(
+            self._subscriber_call(
+                "GET", "/unsubscribe-all", WideStatusResponse, subscriber_id, channel, business_unit_id
+            )
+        )
 
     def batch_read(
         self,
@@ -275,7 +272,7 @@ class HubCommAPIMixin:
         :param channel: the channel.
         :param business_unit_id: brand.
         """
-        return self._execute(self._batch_read_call(subscriber_ids, channel, business_unit_id))
+        return self._execute(self._batch_call("read", BatchReadResponse, subscriber_ids, channel, business_unit_id))
 
     async def abatch_read(
         self,
@@ -290,7 +287,9 @@ class HubCommAPIMixin:
         :param channel: the channel.
         :param business_unit_id: brand.
         """
-        return await self._aexecute(self._batch_read_call(subscriber_ids, channel, business_unit_id))
+        return await self._aexecute(
+            self._batch_call("read", BatchReadResponse, subscriber_ids, channel, business_unit_id)
+        )
 
     def batch_read_wide(
         self,
@@ -305,7 +304,9 @@ class HubCommAPIMixin:
         :param channel: the channel.
         :param business_unit_id: brand; without it HubSpot answers for all brands.
         """
-        return self._execute(self._batch_wide_read_call(subscriber_ids, channel, business_unit_id))
+        return self._execute(
+            self._batch_call("unsubscribe-all/read", BatchWideReadResponse, subscriber_ids, channel, business_unit_id)
+        )
 
     async def abatch_read_wide(
         self,
@@ -320,7 +321,9 @@ class HubCommAPIMixin:
         :param channel: the channel.
         :param business_unit_id: brand.
         """
-        return await self._aexecute(self._batch_wide_read_call(subscriber_ids, channel, business_unit_id))
+        return await self._aexecute(
+            self._batch_call("unsubscribe-all/read", BatchWideReadResponse, subscriber_ids, channel, business_unit_id)
+        )
 
     def batch_unsubscribe_all(
         self,
@@ -337,7 +340,16 @@ class HubCommAPIMixin:
         :param business_unit_id: brand (defaults to the connection's ``business_unit_id``).
         :param verbose: ask HubSpot to list every status that changed.
         """
-        return self._execute(self._batch_unsubscribe_all_call(subscriber_ids, channel, business_unit_id, verbose))
+        return self._execute(
+            self._batch_call(
+                "unsubscribe-all",
+                BatchUnsubscribeAllResponse,
+                subscriber_ids,
+                channel,
+                business_unit_id,
+                verbose="true" if verbose else None,
+            )
+        )
 
     def get_definitions(
         self, *, business_unit_id: int | None = None, include_translations: bool = False

@@ -10,17 +10,47 @@ A ``SUBSCRIBED`` write with ``allow_resubscribe=False`` is refused, nothing sent
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.models import StatusState
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.hooks._api import HubCommAPIMixin
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
-    from airflow_provider_hubcomm.models import StatusResponse, StatusUpdate, WideStatusResponse
+    from airflow_provider_hubcomm.models import Channel, StatusResponse, StatusUpdate, WideStatusResponse
 
-__all__ = ["afind_resubscribe_problem", "find_resubscribe_problem"]
+__all__ = ["GuardReads", "afind_resubscribe_problem", "find_resubscribe_problem"]
+
+
+class GuardReads(Protocol):
+    """What the guard needs of the hook: the subscription catalog and the two status reads, sync and async."""
+
+    def subscription_catalog(self) -> SubscriptionCatalog:
+        """Return the account's subscriptions."""
+
+    async def asubscription_catalog(self) -> SubscriptionCatalog:
+        """Async twin of :meth:`subscription_catalog`."""
+
+    def get_statuses(
+        self, subscriber_id: str, *, channel: Channel | str = ..., business_unit_id: int | None = ...
+    ) -> StatusResponse:
+        """Read a subscriber's statuses in one brand."""
+
+    async def aget_statuses(
+        self, subscriber_id: str, *, channel: Channel | str = ..., business_unit_id: int | None = ...
+    ) -> StatusResponse:
+        """Async twin of :meth:`get_statuses`."""
+
+    def get_unsubscribe_all_status(
+        self, subscriber_id: str, *, channel: Channel | str = ..., business_unit_id: int | None = ...
+    ) -> WideStatusResponse:
+        """Read whether a subscriber opted out of all e-mail of a brand (or portal-wide)."""
+
+    async def aget_unsubscribe_all_status(
+        self, subscriber_id: str, *, channel: Channel | str = ..., business_unit_id: int | None = ...
+    ) -> WideStatusResponse:
+        """Async twin of :meth:`get_unsubscribe_all_status`."""
+
 
 _ALLOW = "Pass allow_resubscribe=True only with the contact's explicit permission."
 
@@ -93,7 +123,7 @@ def _guarded(update: StatusUpdate) -> bool:
 
 
 def find_resubscribe_problem(
-    hook: HubCommAPIMixin, subscriber_id: str, update: StatusUpdate
+    hook: GuardReads, subscriber_id: str, update: StatusUpdate
 ) -> HubCommValidationError | None:
     """Return the error refusing this write (see the module docstring), or ``None`` when it may be sent.
 
@@ -118,7 +148,7 @@ def find_resubscribe_problem(
 
 
 async def afind_resubscribe_problem(
-    hook: HubCommAPIMixin, subscriber_id: str, update: StatusUpdate
+    hook: GuardReads, subscriber_id: str, update: StatusUpdate
 ) -> HubCommValidationError | None:
     """Async twin of :func:`find_resubscribe_problem`.
 

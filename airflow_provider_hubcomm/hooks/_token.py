@@ -6,7 +6,7 @@ attempt); its errors are redacted like every other answer, so a token endpoint q
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from pydantic import ValidationError
@@ -16,12 +16,38 @@ from airflow_provider_hubcomm.hooks._call import _Call
 from airflow_provider_hubcomm.models import AccessTokenResponse
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+    from airflow_provider_hubcomm.exceptions import HubCommConnectionError
+    from airflow_provider_hubcomm.hooks._connection import ConnectionConfig
 
-__all__ = ["afetch_token", "fetch_token"]
+__all__ = ["TokenHost", "afetch_token", "fetch_token"]
 
 
-def _form(hook: HubCommHook, refresh_token: str) -> dict[str, str]:
+class TokenHost(Protocol):
+    """What the token calls need of the hook: its config, sender, redactor, counters and no-answer error."""
+
+    hubcomm_conn_id: str
+
+    @property
+    def config(self) -> ConnectionConfig:
+        """The connection config (``token_url``, ``client_id``, ``client_secret``)."""
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` without any secret the hook knows."""
+
+    def send(self, method: str, url: str, *, metered: bool = True, **kwargs: Any) -> httpx.Response:
+        """Send one request through the hook's deadlines and retry policy."""
+
+    async def asend(self, method: str, url: str, *, metered: bool = True, **kwargs: Any) -> httpx.Response:
+        """Async twin of :meth:`send`."""
+
+    def _count(self, key: str, n: int = 1) -> None:
+        """Add to one of the hook's counters."""
+
+    def _no_answer(self, call: _Call[Any], err: Exception) -> HubCommConnectionError:
+        """Return the error of a request that got no usable answer."""
+
+
+def _form(hook: TokenHost, refresh_token: str) -> dict[str, str]:
     config = hook.config
     assert config.client_id is not None
     assert config.client_secret is not None
@@ -33,7 +59,7 @@ def _form(hook: HubCommHook, refresh_token: str) -> dict[str, str]:
     }
 
 
-def _answer(hook: HubCommHook, response: httpx.Response) -> AccessTokenResponse:
+def _answer(hook: TokenHost, response: httpx.Response) -> AccessTokenResponse:
     hook._count("token_requests")
     if not response.is_success:
         err = make_api_error(response, HubCommAuthError, redact=hook.redact)
@@ -50,11 +76,11 @@ def _answer(hook: HubCommHook, response: httpx.Response) -> AccessTokenResponse:
         raise make_api_error(response, HubCommResponseValidationError, redact=hook.redact) from exc
 
 
-def _request(hook: HubCommHook, refresh_token: str) -> dict[str, Any]:
+def _request(hook: TokenHost, refresh_token: str) -> dict[str, Any]:
     return {"data": _form(hook, refresh_token), "auth": None, "metered": False}
 
 
-def fetch_token(hook: HubCommHook, refresh_token: str) -> AccessTokenResponse:
+def fetch_token(hook: TokenHost, refresh_token: str) -> AccessTokenResponse:
     """POST the refresh-token grant to the connection's token URL and return the answer.
 
     :param hook: the hook (client, retry policy, redactor, counters).
@@ -68,7 +94,7 @@ def fetch_token(hook: HubCommHook, refresh_token: str) -> AccessTokenResponse:
     return _answer(hook, response)
 
 
-async def afetch_token(hook: HubCommHook, refresh_token: str) -> AccessTokenResponse:
+async def afetch_token(hook: TokenHost, refresh_token: str) -> AccessTokenResponse:
     """Async twin of :func:`fetch_token`.
 
     :param hook: the hook.

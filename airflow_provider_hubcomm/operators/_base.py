@@ -14,6 +14,7 @@ from airflow_provider_hubcomm.constants import DEFAULT_CONN_ID
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_hubcomm.contracts import BatchSummary
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
 __all__ = ["HubCommBaseOperator", "run_names", "run_outputs", "task_deadline"]
@@ -98,7 +99,7 @@ class HubCommBaseOperator(BaseOperator):
         self.rate_limit_share = rate_limit_share
         self._deadline: float | None = None
         #: The run summary, for OpenLineage (batch operators set it in ``execute``).
-        self._lineage_summary: dict[str, Any] | None = None
+        self._lineage_summary: BatchSummary | None = None
 
     def _start(self, context: Context | dict[str, Any]) -> None:
         """Note the task's deadline before the hook is built (call first in ``execute``)."""

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_hubcomm.batch.options import BatchWriteOptions, RunOptions, UnsubscribeAllOptions
+    from airflow_provider_hubcomm.contracts import OptOutSummary, RunSummary
 
 __all__ = ["BatchUnsubscribeAllOperator", "BatchWriteStatusesOperator", "run_options"]
 
@@ -174,7 +175,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
 
         return run_options(self, BatchWriteOptions, context)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> RunSummary:
         """Build the batch run over the hook, run it, and return its summary."""
         from airflow_provider_hubcomm.assets import record_outlet_events
         from airflow_provider_hubcomm.batch.engine import BatchWriteEngine
@@ -290,14 +291,14 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
 
         return run_options(self, UnsubscribeAllOptions, context)
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> OptOutSummary:
         """Check every row, send the opt-outs, and return the run summary (pushed as ``summary`` on failure)."""
         from airflow_provider_hubcomm.assets import record_outlet_events
         from airflow_provider_hubcomm.batch.optout import BatchUnsubscribeAllRun
         from airflow_provider_hubcomm.batch.optout_account import OptOutAccount
         from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
-        from airflow_provider_hubcomm.batch.report import check_thresholds, log_summary
         from airflow_provider_hubcomm.batch.sources import iter_rows
+        from airflow_provider_hubcomm.batch.summary import check_thresholds, log_summary
 
         options = self._options(context)
         self._start(context)
@@ -310,7 +311,7 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
         written = None if options.dry_run else JsonLinesSink(output_dir=output_dir, kind="written", name=name)
         account = OptOutAccount(self.hook, failed, written, unit)
         run = BatchUnsubscribeAllRun(self.hook, (failed, written), options)
-        summary: dict[str, Any] | None = None
+        summary: OptOutSummary | None = None
         try:
             summary = run.run(iter_rows(self.inputs, file_format=options.file_format), account)
         except HubCommError as err:
@@ -319,9 +320,9 @@ class BatchUnsubscribeAllOperator(HubCommBaseOperator):
                 failed.discard()
             raise
         finally:
-            paths = {"failed_rows_path": failed.close(), "written_rows_path": written.close() if written else None}
+            failed_path, written_path = failed.close(), written.close() if written else None
             if summary is not None:
-                summary.update(paths)
+                summary.update({"failed_rows_path": failed_path, "written_rows_path": written_path})
                 log_summary(summary)
                 if summary.get("aborted_by"):
                     context["ti"].xcom_push(key="summary", value=summary)

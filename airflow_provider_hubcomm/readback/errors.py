@@ -9,7 +9,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_hubcomm.exceptions import HubCommError
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.readback.types import ReadBackResult
+    from airflow_provider_hubcomm.contracts import ReadBackResult
 
 __all__ = [
     "BatchCanceledError",

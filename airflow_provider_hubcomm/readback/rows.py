@@ -1,10 +1,11 @@
 """The rows a read-back checks: the writer's summary, its written rows (inline or a file) and their selection.
 
 HubSpot cannot be polled for a batch operation (no endpoint, no batch id), so "done" is established by
-reading statuses back. This module turns the writer's summary (``docs/dev/CONTRACTS.md``) into
-:class:`Row` s and picks the rows to check (every row of a non-``COMPLETE`` operation, plus all rows or a
-seeded sample of the others); :mod:`~airflow_provider_hubcomm.readback.loop` plans the reads and
-:mod:`~airflow_provider_hubcomm.readback.state` keeps what they found.
+reading statuses back. This module turns the writer's summary
+(:class:`~airflow_provider_hubcomm.contracts.BatchSummary`) into :class:`ReadbackRow` s and picks the rows to
+check (every row of a non-``COMPLETE`` operation, plus all rows or a seeded sample of the others);
+:mod:`~airflow_provider_hubcomm.readback.loop` plans the reads and :mod:`~airflow_provider_hubcomm.readback.state`
+keeps what they found.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import json
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 from airflow_provider_hubcomm.readback.errors import BatchSummaryError
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.readback.types import RowReport
+    from airflow_provider_hubcomm.contracts import BatchSummary, RowReport, WrittenRecord
 
 __all__ = [
     "COMPLETE",
@@ -33,8 +34,9 @@ __all__ = [
     "OPTED_OUT",
     "VERIFY_MODES",
     "Key",
-    "Row",
+    "ReadbackRow",
     "iter_blocks",
+    "iter_path_rows",
     "iter_written_rows",
     "parse_summary",
     "rows_to_check",
@@ -50,7 +52,7 @@ DEFAULT_SAMPLE_SIZE: Final = 1000
 DEFAULT_READ_BATCH_SIZE: Final = 100
 #: Consecutive identical disagreeing reads that turn a row of a COMPLETE operation into a mismatch.
 MISMATCH_CONFIRMATIONS: Final = 2
-#: Row lists in the XCom result are capped so the result stays small.
+#: ReadbackRow lists in the XCom result are capped so the result stays small.
 MISMATCHES_CAP: Final = 1000
 PENDING_ROWS_CAP: Final = 100
 #: At most this many rows travel inline (trigger kwargs); larger sets are re-read from the summary's file.
@@ -81,7 +83,7 @@ def wide_brand(subscription: int) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
+class ReadbackRow:
     """One written row: what was written, and the status of its batch operation at write time."""
 
     subscriber: str
@@ -101,24 +103,20 @@ class Row:
         return self.op_status == COMPLETE
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Row:
-        """Build a row from a written-rows record (``subscriberIdString``, ``subscriptionId``, …).
+    def from_record(cls, record: WrittenRecord) -> ReadbackRow:
+        """Build a row from a written-rows record of either run (``subscriberIdString``, ``subscriptionId`` …).
 
         :param record: one JSON-lines record or ``written_rows`` entry.
         """
         try:
-            if "subscriptionId" not in record and "businessUnitId" in record:  # an opt-out of all e-mail
-                return cls(
-                    str(record["subscriberIdString"]).strip(),
-                    wide_code(int(record["businessUnitId"])),
-                    OPTED_OUT,
-                    int(record.get("operation", -1)),
-                    str(record.get("operationStatus") or COMPLETE).upper(),
-                )
+            if "subscriptionId" in record:
+                subscription, expected = int(record["subscriptionId"]), str(record["statusState"]).upper()
+            else:  # an opt-out of all e-mail of a brand
+                subscription, expected = wide_code(int(record["businessUnitId"])), OPTED_OUT
             return cls(
                 str(record["subscriberIdString"]).strip(),
-                int(record["subscriptionId"]),
-                str(record["statusState"]).upper(),
+                subscription,
+                expected,
                 int(record.get("operation", -1)),
                 str(record.get("operationStatus") or COMPLETE).upper(),
             )
@@ -144,8 +142,11 @@ class Row:
 # -- the summary and its rows ------------------------------------------------------------------------------
 
 
-def parse_summary(batch: Any) -> dict[str, Any]:
-    """Return the batch-write summary as a dict (accepts a dict, or its JSON / Python-literal rendering).
+def parse_summary(batch: Any) -> BatchSummary:
+    """Return the batch run's summary (accepts a dict, or its JSON / Python-literal rendering).
+
+    Only what the read-back cannot do without is checked: a summary that reports written rows must say where
+    they are. Other keys are read with ``.get`` (an older or hand-made summary may lack them).
 
     :param batch: the rendered ``batch`` argument of the sensor.
     """
@@ -163,7 +164,7 @@ def parse_summary(batch: Any) -> dict[str, Any]:
         raise BatchSummaryError(
             f"batch must be the summary dict returned by BatchWriteStatusesOperator, got {type(value).__name__}"
         )
-    summary = dict(value)
+    summary = cast("BatchSummary", dict(value))
     written = int(summary.get("written") or 0)
     if written and summary.get("written_rows") is None and not summary.get("written_rows_path"):
         raise BatchSummaryError(
@@ -186,7 +187,7 @@ def _open_text(path: str) -> IO[str]:
     return io.TextIOWrapper(raw, encoding="utf-8")
 
 
-def iter_path_rows(path: str) -> Iterator[Row]:
+def iter_path_rows(path: str) -> Iterator[ReadbackRow]:
     """Stream the rows of a written-rows JSON-lines file (blank lines are skipped).
 
     :param path: local path or ObjectStoragePath URL.
@@ -194,22 +195,22 @@ def iter_path_rows(path: str) -> Iterator[Row]:
     with _open_text(path) as handle:
         for line in handle:
             if line.strip():
-                yield Row.from_record(json.loads(line))
+                yield ReadbackRow.from_record(json.loads(line))
 
 
-def iter_written_rows(summary: Mapping[str, Any]) -> Iterator[Row]:
+def iter_written_rows(summary: BatchSummary) -> Iterator[ReadbackRow]:
     """Stream every written row of a summary: inline ``written_rows`` if present, else its file.
 
     :param summary: the parsed summary.
     """
     inline = summary.get("written_rows")
     if inline is not None:
-        yield from (Row.from_record(r) for r in inline)
-    elif summary.get("written_rows_path"):
-        yield from iter_path_rows(str(summary["written_rows_path"]))
+        yield from (ReadbackRow.from_record(r) for r in inline)
+    elif path := summary.get("written_rows_path"):
+        yield from iter_path_rows(str(path))
 
 
-def select_rows(rows: Iterable[Row], verify: str, sample_size: int, seed: int) -> list[Row]:
+def select_rows(rows: Iterable[ReadbackRow], verify: str, sample_size: int, seed: int) -> list[ReadbackRow]:
     """Pick the rows to read back: every row of a non-COMPLETE operation, plus per ``verify``.
 
     ``"all"``: every row. ``"sample"``: a seeded reservoir sample of ``sample_size`` rows among the rows of
@@ -222,8 +223,8 @@ def select_rows(rows: Iterable[Row], verify: str, sample_size: int, seed: int) -
     :param seed: seed of the sampling random generator.
     """
     rng = random.Random(seed)
-    forced: list[Row] = []
-    reservoir: list[Row] = []
+    forced: list[ReadbackRow] = []
+    reservoir: list[ReadbackRow] = []
     seen_complete = 0
     for row in rows:
         if not row.complete_at_write or verify == "all":
@@ -238,25 +239,24 @@ def select_rows(rows: Iterable[Row], verify: str, sample_size: int, seed: int) -
             j = rng.randrange(seen_complete)
             if j < sample_size:
                 reservoir[j] = row
-    chosen: dict[Key, Row] = {}
+    chosen: dict[Key, ReadbackRow] = {}
     for row in itertools.chain(forced, reservoir):
         chosen[row.key] = row  # a duplicate (subscriber, subscription) is checked once
     return list(chosen.values())
 
 
-def rows_to_check(summary: Mapping[str, Any], verify: str, sample_size: int, seed: int) -> Iterable[Row]:
+def rows_to_check(rows: Iterator[ReadbackRow], verify: str, sample_size: int, seed: int) -> Iterable[ReadbackRow]:
     """Return the rows a first check reads back: streamed for ``"all"``, a selected list otherwise.
 
-    :param summary: the parsed summary.
+    :param rows: the written rows, streamed (:func:`iter_written_rows` or :func:`iter_path_rows`).
     :param verify: ``"all"``, ``"sample"`` or ``"none"``.
     :param sample_size: reservoir size for ``"sample"``.
     :param seed: sampling seed.
     """
-    rows = iter_written_rows(summary)
     return rows if verify == "all" else select_rows(rows, verify, sample_size, seed)
 
 
-def iter_blocks(rows: Iterable[Row], size: int = BLOCK_SIZE) -> Iterator[list[Row]]:
+def iter_blocks(rows: Iterable[ReadbackRow], size: int = BLOCK_SIZE) -> Iterator[list[ReadbackRow]]:
     """Cut a row stream into lists of at most ``size`` rows.
 
     :param rows: the rows.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from airflow_provider_hubcomm.readback.rows import (
     COMPLETE,
@@ -24,13 +24,29 @@ from airflow_provider_hubcomm.readback.rows import (
     NOT_SPECIFIED,
     PENDING_ROWS_CAP,
     Key,
-    Row,
+    ReadbackRow,
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.readback.types import OperationsReport, ReadBackMeta, ReadBackResult, RowReport
+    from airflow_provider_hubcomm.contracts import (
+        BatchSummary,
+        HandOverState,
+        NotCompleteReport,
+        OperationsReport,
+        OperationsSummary,
+        ReadBackMeta,
+        ReadBackResult,
+        RowReport,
+    )
 
-__all__ = ["VerificationState", "build_result", "canceled_message", "mismatch_message", "timeout_message"]
+__all__ = [
+    "VerificationState",
+    "build_result",
+    "canceled_message",
+    "check_line",
+    "mismatch_message",
+    "timeout_message",
+]
 
 _MESSAGE_ROWS: Final = 10
 
@@ -43,14 +59,14 @@ class VerificationState:
         self.matching = 0
         self.requests = 0
         self.checks = 0
-        self.outstanding: dict[Key, Row] = {}
+        self.outstanding: dict[Key, ReadbackRow] = {}
         self.last: dict[Key, str | None] = {}
         self.streak: dict[Key, int] = {}
         self.ops_at_write: dict[int, str] = {}
         #: rows of non-COMPLETE operations (the writer's "unconfirmed" rows) read at least once.
         self.unconfirmed_read = 0
 
-    def observe(self, rows: Iterable[Row], actual: Mapping[Key, str], *, first_read: bool) -> None:
+    def observe(self, rows: Iterable[ReadbackRow], actual: Mapping[Key, str], *, first_read: bool) -> None:
         """Record one read-back of ``rows``.
 
         :param rows: the rows the read covered.
@@ -92,11 +108,11 @@ class VerificationState:
             and self.streak.get(key, 0) >= MISMATCH_CONFIRMATIONS
         )
 
-    def confirmed(self) -> list[Row]:
+    def confirmed(self) -> list[ReadbackRow]:
         """Rows of COMPLETE operations reading a stable other status."""
         return [row for key, row in self.outstanding.items() if self.is_confirmed(key)]
 
-    def candidates(self) -> list[Row]:
+    def candidates(self) -> list[ReadbackRow]:
         """Rows of COMPLETE operations reading another status once: one more read confirms or clears them."""
         return [
             row
@@ -104,11 +120,11 @@ class VerificationState:
             if row.complete_at_write and self.last.get(key) is not None and not self.is_confirmed(key)
         ]
 
-    def pending_rows(self) -> list[Row]:
+    def pending_rows(self) -> list[ReadbackRow]:
         """Outstanding rows that are not confirmed mismatches."""
         return [row for key, row in self.outstanding.items() if not self.is_confirmed(key)]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> HandOverState:
         """Return a JSON-able copy (rows as compact lists)."""
         return {
             "verified": self.verified,
@@ -132,7 +148,7 @@ class VerificationState:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> VerificationState:
+    def from_json(cls, data: HandOverState) -> VerificationState:
         """Rebuild a state from :meth:`to_json` output.
 
         :param data: the JSON-able state.
@@ -145,14 +161,14 @@ class VerificationState:
         state.unconfirmed_read = int(data.get("unconfirmed_read", 0))
         state.ops_at_write = {int(k): str(v) for k, v in (data.get("ops_at_write") or {}).items()}
         for sub, sid, expected, op, op_status, last, streak in data.get("rows") or ():
-            row = Row(sub, int(sid), expected, int(op), op_status)
+            row = ReadbackRow(sub, int(sid), expected, int(op), op_status)
             state.outstanding[row.key] = row
             state.last[row.key] = last
             state.streak[row.key] = int(streak)
         return state
 
 
-def _operations(summary_ops: Mapping[str, Any], state: VerificationState) -> OperationsReport:
+def _operations(summary_ops: OperationsSummary, state: VerificationState) -> OperationsReport:
     still = {r.operation for r in state.outstanding.values() if not r.complete_at_write}
     by_write = {k: int(v) for k, v in (summary_ops.get("by_status") or {}).items()}
     final = dict(by_write)
@@ -160,12 +176,11 @@ def _operations(summary_ops: Mapping[str, Any], state: VerificationState) -> Ope
         if op not in still and final.get(status, 0) > 0:
             final[status] -= 1
             final[COMPLETE] = final.get(COMPLETE, 0) + 1
-    listed = []
+    listed: list[NotCompleteReport] = []
     for entry in summary_ops.get("not_complete") or ():
-        index = entry.get("index")
-        verified = index in state.ops_at_write and index not in still
+        verified = entry["index"] in state.ops_at_write and entry["index"] not in still
         listed.append(
-            {**entry, "status_at_write": entry.get("status"), "status": COMPLETE if verified else entry.get("status")}
+            {**entry, "status_at_write": entry["status"], "status": COMPLETE if verified else entry["status"]}
         )
     return {
         "total": int(summary_ops.get("total") or sum(by_write.values())),
@@ -181,7 +196,7 @@ def _operations(summary_ops: Mapping[str, Any], state: VerificationState) -> Ope
     }
 
 
-def _describe(rows: list[Row], state: VerificationState) -> list[RowReport]:
+def _describe(rows: list[ReadbackRow], state: VerificationState) -> list[RowReport]:
     return [r.describe(state.last.get(r.key)) for r in rows]
 
 
@@ -237,7 +252,7 @@ def _rows_text(entries: list[RowReport]) -> str:
     return shown + more
 
 
-def canceled_message(summary: Mapping[str, Any]) -> str | None:
+def canceled_message(summary: BatchSummary) -> str | None:
     """Return why the task must fail when HubSpot reported CANCELED operations, else ``None``.
 
     :param summary: the parsed summary.
@@ -256,6 +271,19 @@ def canceled_message(summary: Mapping[str, Any]) -> str | None:
         f"HubSpot answered CANCELED for {count} batch write operation(s) ({rows} rows, counted as failed by the "
         f"writer; HubSpot applied none of them and offers no way to resume them): {listed or 'no details'}. "
         "Re-run the write for those rows; the sensor does not retry."
+    )
+
+
+def check_line(result: ReadBackResult) -> str:
+    """Return the log line of one check (the sensor's and the trigger's).
+
+    :param result: the result from :func:`build_result`.
+    """
+    return (
+        f"Read back {result['rows_verified']} rows: {result['rows_matching']} match, {result['pending']} pending, "
+        f"{result['mismatch_count']} mismatching ({result['read_requests']} {result['read_mode']} read requests); "
+        f"unconfirmed rows confirmed: {result['unconfirmed']['confirmed']} of {result['unconfirmed']['read']}; "
+        f"operations not complete: {result['operations']['still_not_complete'][:20]}"
     )
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
@@ -35,10 +35,16 @@ from airflow_provider_hubcomm.readback.rows import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_hubcomm.contracts import (
+        BatchSummary,
+        OperationsSummary,
+        ReadBackMeta,
+        ReadBackResult,
+        TriggerPayload,
+    )
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-    from airflow_provider_hubcomm.readback.loop import StatusReader
+    from airflow_provider_hubcomm.readback.reads import StatusReader
     from airflow_provider_hubcomm.readback.state import VerificationState
-    from airflow_provider_hubcomm.readback.types import ReadBackMeta, ReadBackResult, TriggerPayload
 
 # Re-exported: the failures were importable from here (and from batch.verify, now removed).
 __all__ = [
@@ -173,7 +179,7 @@ class BatchStatusSensor(BaseSensorOperator):
 
     # -- one check ----------------------------------------------------------------------------------------
 
-    def _summary(self) -> dict[str, Any]:
+    def _summary(self) -> BatchSummary:
         from airflow_provider_hubcomm.readback.rows import parse_summary
         from airflow_provider_hubcomm.readback.state import canceled_message
 
@@ -192,7 +198,7 @@ class BatchStatusSensor(BaseSensorOperator):
             )
         return summary
 
-    def _meta(self, summary: dict[str, Any]) -> ReadBackMeta:
+    def _meta(self, summary: BatchSummary) -> ReadBackMeta:
         unconfirmed = summary.get("unconfirmed")
         return {
             "verify": self.verify,
@@ -202,30 +208,31 @@ class BatchStatusSensor(BaseSensorOperator):
             "conn_id": self.hubcomm_conn_id,
             "channel": summary.get("channel") or "EMAIL",
             "rows_written": int(summary.get("written") or 0),
-            "operations": summary.get("operations") or {},
+            "operations": summary.get("operations") or cast("OperationsSummary", {}),
             "read_mode": "single" if summary.get("mode") == "single" else "batch",
             "unconfirmed_at_write": None if unconfirmed is None else int(unconfirmed),
         }
 
     def _reader(self, meta: ReadBackMeta) -> StatusReader:
         """Return the read mode, kept across pokes once batch reads were refused for missing scopes."""
-        from airflow_provider_hubcomm.readback.loop import StatusReader
+        from airflow_provider_hubcomm.readback.reads import StatusReader
 
         if self._status_reader is None:
             self._status_reader = StatusReader(meta.get("read_mode", "batch"), meta["channel"], self.log)
         return self._status_reader
 
-    def _check(self, summary: dict[str, Any], meta: ReadBackMeta, state: VerificationState | None) -> VerificationState:
+    def _check(self, summary: BatchSummary, meta: ReadBackMeta, state: VerificationState | None) -> VerificationState:
         """Read back: everything selected (no state yet) or only the outstanding rows; return the state."""
-        from airflow_provider_hubcomm.readback.loop import ReadBackLoop, read_sync, run_sync
-        from airflow_provider_hubcomm.readback.rows import rows_to_check
+        from airflow_provider_hubcomm.readback.loop import ReadBackLoop, run_sync
+        from airflow_provider_hubcomm.readback.reads import read_sync
+        from airflow_provider_hubcomm.readback.rows import iter_written_rows, rows_to_check
         from airflow_provider_hubcomm.readback.state import VerificationState
 
         reader = self._reader(meta)
         first = None
         if state is None:
             state = VerificationState()
-            first = rows_to_check(summary, self.verify, self.sample_size, self.sample_seed)
+            first = rows_to_check(iter_written_rows(summary), self.verify, self.sample_size, self.sample_seed)
         loop = ReadBackLoop(state, self.hook.subscription_catalog(), self.read_batch_size)
         run_sync(loop.check(first, confirm_now=self.reschedule), lambda request: read_sync(self.hook, reader, request))
         meta["read_mode"] = reader.mode
@@ -233,23 +240,11 @@ class BatchStatusSensor(BaseSensorOperator):
 
     def _outcome(self, context: Context, meta: ReadBackMeta, state: VerificationState) -> ReadBackResult | None:
         """Return the result when done; raise on a confirmed mismatch; ``None`` while rows are pending."""
-        from airflow_provider_hubcomm.readback.state import build_result, mismatch_message
+        from airflow_provider_hubcomm.readback.state import build_result, check_line, mismatch_message
 
         result = build_result(meta, state)
         self._last_result = result
-        self.log.info(
-            "Read back %d rows: %d match, %d pending, %d mismatching (%d %s read requests); unconfirmed rows "
-            "confirmed: %d of %d; operations not complete: %s",
-            result["rows_verified"],
-            result["rows_matching"],
-            result["pending"],
-            result["mismatch_count"],
-            result["read_requests"],
-            result["read_mode"],
-            result["unconfirmed"]["confirmed"],
-            result["unconfirmed"]["read"],
-            result["operations"]["still_not_complete"][:20],
-        )
+        self.log.info("%s", check_line(result))
         if result["mismatch_count"] and self.fail_on_mismatch:
             self._push(context, result)
             raise BatchMismatchError(mismatch_message(result), result)

@@ -14,15 +14,28 @@ from airflow_provider_hubcomm.exceptions import HubCommAPIError, HubCommConnecti
 
 # Imported at module level, not in run(): an import is CPU work that would hold the triggerer's event loop.
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
-from airflow_provider_hubcomm.readback.loop import ReadBackLoop, StatusReader, read_async, run_async
-from airflow_provider_hubcomm.readback.rows import DEFAULT_READ_BATCH_SIZE, rows_to_check
-from airflow_provider_hubcomm.readback.state import VerificationState, build_result, mismatch_message, timeout_message
+from airflow_provider_hubcomm.readback.loop import ReadBackLoop, run_async
+from airflow_provider_hubcomm.readback.reads import StatusReader, read_async
+from airflow_provider_hubcomm.readback.rows import DEFAULT_READ_BATCH_SIZE, iter_path_rows, rows_to_check
+from airflow_provider_hubcomm.readback.state import (
+    VerificationState,
+    build_result,
+    check_line,
+    mismatch_message,
+    timeout_message,
+)
 
 if TYPE_CHECKING:
     import httpx
 
+    from airflow_provider_hubcomm.contracts import (
+        EventStatus,
+        HandOverState,
+        ReadBackMeta,
+        ReadBackResult,
+        TriggerPayload,
+    )
     from airflow_provider_hubcomm.readback.loop import BrandLookup
-    from airflow_provider_hubcomm.readback.types import EventStatus, ReadBackMeta, ReadBackResult, TriggerPayload
 
 __all__ = ["BatchStatusTrigger"]
 
@@ -48,7 +61,7 @@ class BatchStatusTrigger(BaseTrigger):
     reads through the hook's async methods and holds no worker slot. It yields exactly one event:
     ``{"status": "success", "result": …}``, or ``{"status": "mismatch" | "timeout" | "error", "message": …}``
     (with ``result`` when one could be built): a
-    :class:`~airflow_provider_hubcomm.readback.types.TriggerPayload`. Its texts went through the hook's
+    :class:`~airflow_provider_hubcomm.contracts.TriggerPayload`. Its texts went through the hook's
     redactor (known secrets and ``Bearer`` patterns), whatever a server echoed.
 
     The deadline holds: every read runs under ``asyncio.timeout`` until ``deadline``, so a slow or dripping
@@ -73,7 +86,7 @@ class BatchStatusTrigger(BaseTrigger):
     :param requests_per_10s: the account's rate budget, overriding the connection's.
     :param rate_limit_share: the fraction of the budget this trigger may use.
     :param meta: check settings and the summary's operations
-        (:class:`~airflow_provider_hubcomm.readback.types.ReadBackMeta`).
+        (:class:`~airflow_provider_hubcomm.contracts.ReadBackMeta`).
     :param poke_interval: seconds between checks.
     :param deadline: epoch seconds after which the trigger reports a timeout.
     :param timeout: the sensor's timeout in seconds (for the message).
@@ -95,7 +108,7 @@ class BatchStatusTrigger(BaseTrigger):
         deadline: float,
         timeout: float,
         read_batch_size: int = DEFAULT_READ_BATCH_SIZE,
-        state: dict[str, Any] | None = None,
+        state: HandOverState | None = None,
         rows_path: str | None = None,
         next_check_at: float | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
@@ -205,7 +218,7 @@ class BatchStatusTrigger(BaseTrigger):
             if state is None:
                 state = VerificationState()
                 first = rows_to_check(
-                    {"written_rows_path": self.rows_path},
+                    iter_path_rows(self.rows_path) if self.rows_path else iter(()),
                     str(meta.get("verify") or "sample"),
                     int(meta.get("sample_size") or 0),
                     int(meta.get("sample_seed") or 0),
@@ -216,15 +229,7 @@ class BatchStatusTrigger(BaseTrigger):
             except _DeadlineReached:
                 return await self._timed_out(hook, state, reader)
             result = await self._result(state, reader)
-            self.log.info(
-                "Read back %d rows: %d match, %d pending, %d mismatching; unconfirmed rows confirmed: %d of %d.",
-                result["rows_verified"],
-                result["rows_matching"],
-                result["pending"],
-                result["mismatch_count"],
-                result["unconfirmed"]["confirmed"],
-                result["unconfirmed"]["read"],
-            )
+            self.log.info("%s", check_line(result))
             if result["mismatch_count"] and meta.get("fail_on_mismatch", True):
                 return await self._redacted(hook, "mismatch", result, mismatch_message(result))
             if not result["pending"]:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from airflow_provider_hubcomm.batch.reasons import classify_error, is_missing_batch_scope, is_too_large
+from airflow_provider_hubcomm.batch.reasons import classify_error, is_missing_scopes, is_too_large
 from airflow_provider_hubcomm.exceptions import (
     BatchAbortedError,
     HubCommAuthError,
@@ -344,8 +344,8 @@ class TestAnswers:
 class TestClassifier:
     def test_fatal_and_fallback_errors(self) -> None:
         scopes = HubCommAuthError(403, {"category": "MISSING_SCOPES", "message": "no"})
-        assert is_missing_batch_scope(scopes)
-        assert not is_missing_batch_scope(HubCommAuthError(403, {"category": "FORBIDDEN"}))
+        assert is_missing_scopes(scopes)
+        assert not is_missing_scopes(HubCommAuthError(403, {"category": "FORBIDDEN"}))
         assert classify_error(HubCommAuthError(401, {"message": "x"}))[0]
         assert classify_error(HubCommRateLimitError(429, {"policyName": "DAILY"}))[0]
         assert not classify_error(HubCommRateLimitError(429, {"policyName": "TEN_SECONDLY_ROLLING"}))[0]

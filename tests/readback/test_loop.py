@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 
 from airflow_provider_hubcomm.hooks._catalog import Subscription, SubscriptionCatalog
@@ -11,21 +9,19 @@ from airflow_provider_hubcomm.readback import UnreadableRowsError
 from airflow_provider_hubcomm.readback.loop import (
     ReadBackLoop,
     ReadRequest,
-    StatusReader,
-    is_missing_scopes,
     plan_reads,
     run_async,
     run_sync,
 )
-from airflow_provider_hubcomm.readback.rows import Row
+from airflow_provider_hubcomm.readback.rows import ReadbackRow
 from airflow_provider_hubcomm.readback.state import VerificationState
 from tests.sensors.readback import make_rows, record
 
 CATALOG = SubscriptionCatalog([Subscription(101, "A", 0, True), Subscription(102, "B", 7, True)], [0, 7])
 
 
-def rows_of(records: list[dict]) -> list[Row]:
-    return [Row.from_record(r) for r in records]
+def rows_of(records: list[dict]) -> list[ReadbackRow]:
+    return [ReadbackRow.from_record(r) for r in records]
 
 
 class TestPlanReads:
@@ -83,19 +79,3 @@ class TestOneLoopTwoRunners:
         assert sum(asked) == 30
         assert not state.outstanding
         assert state.checks == 2
-
-
-class TestStatusReader:
-    def test_only_missing_scopes_switches_to_single(self, caplog):
-        from airflow_provider_hubcomm.exceptions import HubCommAuthError
-
-        reader = StatusReader("batch", "EMAIL", logging.getLogger("t"))
-        other = HubCommAuthError(403, {"category": "FORBIDDEN", "message": "no"})
-        assert not is_missing_scopes(other)
-        assert not reader.fall_back(other)
-        assert reader.mode == "batch"
-        missing = HubCommAuthError(403, {"category": "MISSING_SCOPES", "message": "scopes"})
-        with caplog.at_level(logging.WARNING):
-            assert reader.fall_back(missing)
-        assert reader.mode == "single"
-        assert "403 MISSING_SCOPES" in caplog.text

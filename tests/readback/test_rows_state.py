@@ -6,11 +6,10 @@ import json
 import pytest
 
 from airflow_provider_hubcomm.hooks._catalog import Subscription, SubscriptionCatalog
-from airflow_provider_hubcomm.models import BatchReadResponse
 from airflow_provider_hubcomm.readback import BatchSummaryError
-from airflow_provider_hubcomm.readback.loop import actuals_from_response, plan_reads
+from airflow_provider_hubcomm.readback.loop import plan_reads
 from airflow_provider_hubcomm.readback.rows import (
-    Row,
+    ReadbackRow,
     iter_written_rows,
     parse_summary,
     rows_to_check,
@@ -28,8 +27,8 @@ from tests.sensors.readback import make_rows, record, summary, write_jsonl
 ALL_BRAND_0 = SubscriptionCatalog([Subscription(101, "A", 0, True), Subscription(102, "B", 0, True)], [0])
 
 
-def rows_of(records: list[dict]) -> list[Row]:
-    return [Row.from_record(r) for r in records]
+def rows_of(records: list[dict]) -> list[ReadbackRow]:
+    return [ReadbackRow.from_record(r) for r in records]
 
 
 def test_failures_importable_from_the_package_and_the_sensor_module():
@@ -60,7 +59,7 @@ class TestParseSummary:
 
     def test_bad_record_names_it(self):
         with pytest.raises(BatchSummaryError, match="not usable"):
-            Row.from_record({"subscriberIdString": "a@x.com"})
+            ReadbackRow.from_record({"subscriberIdString": "a@x.com"})
 
 
 class TestRows:
@@ -80,8 +79,8 @@ class TestRows:
             assert [r.subscriber for r in rows] == [r["subscriberIdString"] for r in records]
 
     def test_key_is_case_insensitive(self):
-        assert Row.from_record(record("A@X.com", 101, "subscribed")).key == ("a@x.com", 101)
-        assert Row.from_record(record("A@X.com", 101, "subscribed")).expected == "SUBSCRIBED"
+        assert ReadbackRow.from_record(record("A@X.com", 101, "subscribed")).key == ("a@x.com", 101)
+        assert ReadbackRow.from_record(record("A@X.com", 101, "subscribed")).expected == "SUBSCRIBED"
 
 
 class TestSelection:
@@ -115,7 +114,7 @@ class TestSelection:
 
     def test_all_streams_the_file(self, tmp_path):
         s = summary(make_rows(30), path=write_jsonl(tmp_path / "w.jsonl", make_rows(30)), inline=False)
-        stream = rows_to_check(s, "all", 5, 0)
+        stream = rows_to_check(iter_written_rows(s), "all", 5, 0)
         assert not isinstance(stream, list)
         assert len(list(stream)) == 30
 
@@ -131,19 +130,6 @@ class TestPlanReads:
         assert [len(p.subscriber_ids) for p in plans] == [100, 100, 50]
         assert all(len(p.rows) == 2 * len(p.subscriber_ids) for p in plans)
         assert {p.brand for p in plans} == {0}
-
-    def test_actuals_from_a_207_answer(self):
-        answer = BatchReadResponse.model_validate(
-            {
-                "status": "COMPLETE",
-                "results": [
-                    {"subscriberIdString": "A@x.com", "statuses": [{"subscriptionId": 101, "status": "subscribed"}]}
-                ],
-                "errors": [{"category": "OBJECT_NOT_FOUND", "message": "b@x.com"}],
-                "numErrors": 1,
-            }
-        )
-        assert actuals_from_response(answer) == {("a@x.com", 101): "SUBSCRIBED"}
 
 
 def meta(s: dict, **over) -> dict:

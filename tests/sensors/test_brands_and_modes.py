@@ -47,11 +47,11 @@ def trigger(readback: ReadBack, records, **meta_over) -> BatchStatusTrigger:
         "operations": s["operations"],
         **meta_over,
     }
-    from airflow_provider_hubcomm.readback.rows import Row
+    from airflow_provider_hubcomm.readback.rows import ReadbackRow
     from airflow_provider_hubcomm.readback.state import VerificationState
 
     state = VerificationState()
-    state.observe([Row.from_record(r) for r in records], {}, first_read=True)
+    state.observe([ReadbackRow.from_record(r) for r in records], {}, first_read=True)
     return BatchStatusTrigger(
         meta=meta,  # type: ignore[arg-type]
         poke_interval=0.05,

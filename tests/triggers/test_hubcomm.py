@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_hubcomm.readback.rows import Row
+from airflow_provider_hubcomm.readback.rows import ReadbackRow
 from airflow_provider_hubcomm.readback.state import VerificationState
 from airflow_provider_hubcomm.triggers import BatchStatusTrigger
 from tests.sensors.readback import TOKEN, ReadBack, make_rows, set_conn, store_of, summary, write_jsonl
@@ -44,7 +44,7 @@ def meta_for(records, **over):
 def handoff(records, store) -> dict:
     """The state the sensor hands over after its own first check."""
     state = VerificationState()
-    rows = [Row.from_record(r) for r in records]
+    rows = [ReadbackRow.from_record(r) for r in records]
     state.observe(rows, {k: v for k, v in store.items()}, first_read=True)
     state.checks = 1
     return state.to_json()
