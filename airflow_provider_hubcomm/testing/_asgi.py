@@ -78,18 +78,14 @@ class FakeEndpoint:
         :param request: the Starlette request.
         """
         app = self._app
-        body = await self._body(request, app.config.max_body_bytes)
+        scope = request.scope
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        body = await self._body(request, headers.get("content-length", ""), app.config.max_body_bytes)
         if body is None:
             return app.body_too_large()
-        scope = request.scope
         raw_path = scope.get("raw_path")
-        req = HttpRequest(
-            scope["method"],
-            raw_path.decode("latin-1") if raw_path else scope["path"],
-            scope["query_string"].decode("latin-1"),
-            {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]},
-            body,
-        )
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        req = HttpRequest(scope["method"], path, scope["query_string"].decode("latin-1"), headers, body)
         try:
             result = app.handle(req)
             if isinstance(result, Deferred):
@@ -100,9 +96,8 @@ class FakeEndpoint:
         return result
 
     @staticmethod
-    async def _body(request: Request, limit: int) -> bytes | None:
+    async def _body(request: Request, declared: str, limit: int) -> bytes | None:
         """Return the whole body, or ``None`` as soon as it is known to be over ``limit`` bytes."""
-        declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             return None
         chunks: list[bytes] = []

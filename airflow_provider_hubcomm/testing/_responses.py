@@ -54,12 +54,15 @@ class ValidationFailed(Exception):
         super().__init__(first + more)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(obj: Any) -> bytes:
     """Encode ``obj`` as compact UTF-8 JSON.
 
     :param obj: JSON-ready data.
     """
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
