@@ -238,7 +238,7 @@ def test_importing_fake_and_plugin_is_light() -> None:
     code = (
         "import sys, airflow_provider_hubcomm.testing.pytest_plugin, airflow_provider_hubcomm.testing;"
         "import airflow_provider_hubcomm.testing.__main__;"
-        "print(sorted(m for m in ('airflow', 'httpx', 'pydantic') if m in sys.modules))"
+        "print(sorted(m for m in ('airflow', 'httpx', 'pydantic', 'starlette', 'uvicorn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
