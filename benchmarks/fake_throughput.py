@@ -1,15 +1,20 @@
-"""Throughput of the fake HubSpot server: small requests per second on loopback.
+"""Throughput of the fake HubSpot server: small requests per second on loopback, and server CPU per request.
 
-The fake runs in this process exactly as tests use it (``FakeHubSpot`` on a background thread). The load
-comes from a separate process, so client work does not share the server's GIL:
+Each fake runs as its own process, exactly as the CLI runs it (``python -m airflow_provider_hubcomm.testing``:
+``FakeHubSpot`` on a background thread), with ``PYTHONPATH`` set to a source tree, so two versions of the
+fake can be measured side by side in one run (``--tree old --tree new``; runs alternate between the trees).
+The load comes from separate processes, so client work does not share the server's GIL:
 
 * ``--client raw`` (default): asyncio keep-alive connections speaking minimal HTTP/1.1 (measures the server);
 * ``--client httpx``: threads each with a keep-alive ``httpx.Client`` (what a hook would do).
 
 Each request is one of: ``GET /definitions``, ``GET /statuses/{id}?channel=EMAIL``, or a 10-input
-``POST /statuses/batch/write``, in rotation. Prints requests/s of each run and the median::
+``POST /statuses/batch/write``, in rotation. Prints requests/s and server CPU per request of each run, then the
+medians (and the ratio of the last tree to the first)::
 
     .venv/bin/python benchmarks/fake_throughput.py --runs 3 --duration 3
+    git worktree add --detach /tmp/fake-before <old commit>
+    .venv/bin/python benchmarks/fake_throughput.py --tree /tmp/fake-before --tree . --runs 5
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
+import shlex
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
-
-from airflow_provider_hubcomm.testing import FakeHubSpot
 
 PREFIX = "/communication-preferences/2026-03"
 
@@ -127,7 +135,42 @@ def _httpx_client(host: str, port: int, token: str, conns: int, duration: float,
     out.put((counts[0], counts[1], time.monotonic() - start))
 
 
-def run_once(fake: FakeHubSpot, client: str, conns: int, duration: float, processes: int) -> tuple[float, int, int]:
+class ServedFake:
+    """The fake of one source tree, running as the ``hubcomm-fake`` CLI in its own process.
+
+    :param tree: the source tree put first on ``PYTHONPATH``.
+    """
+
+    def __init__(self, tree: Path) -> None:
+        self.tree = tree
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+        cmd = [sys.executable, "-m", "airflow_provider_hubcomm.testing", "--seed", "1"]
+        # cwd=tree: ``python -m`` puts the working directory first on sys.path, before PYTHONPATH.
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env, cwd=tree)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        conn = json.loads(shlex.split(self.proc.stdout.readline())[1].partition("=")[2])
+        self.token: str = conn["password"]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        probe = "import airflow_provider_hubcomm.testing as t, os; print(os.path.dirname(t.__file__))"
+        self.module_dir = subprocess.run(
+            [sys.executable, "-c", probe], env=env, cwd=tree, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds the fake's process used so far (Linux ``/proc``)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def run_once(fake: ServedFake, client: str, conns: int, duration: float, processes: int) -> tuple[float, float, int]:
+    """Load ``fake`` for ``duration`` seconds: ``(requests/s, server CPU µs per request, non-2xx answers)``."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     target = _raw_client if client == "raw" else _httpx_client
@@ -135,14 +178,16 @@ def run_once(fake: FakeHubSpot, client: str, conns: int, duration: float, proces
         ctx.Process(target=target, args=("127.0.0.1", fake.port, fake.token, conns, duration, out))
         for _ in range(processes)
     ]
+    cpu_before = fake.cpu_seconds()
     for proc in procs:
         proc.start()
     results = [out.get(timeout=duration + 60) for _ in procs]
     for proc in procs:
         proc.join()
+    cpu = fake.cpu_seconds() - cpu_before
     ok = sum(r[0] for r in results)
     bad = sum(r[1] for r in results)
-    return (ok + bad) / max(r[2] for r in results), ok, bad
+    return (ok + bad) / max(r[2] for r in results), cpu / max(1, ok + bad) * 1e6, bad
 
 
 def main() -> None:
@@ -152,20 +197,48 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="connections (threads for httpx) per process")
     parser.add_argument("--processes", type=int, default=1, help="client processes")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
-    args = parser.parse_args()
-    rates = []
-    with FakeHubSpot() as fake:
-        for i in range(args.runs):
-            rate, ok, bad = run_once(fake, args.client, args.connections, args.duration, args.processes)
-            rates.append(rate)
-            print(f"run {i + 1}: {rate:,.0f} requests/s ({ok} ok, {bad} other)", flush=True)
-        counters = fake.counters
-    print(
-        f"median of {args.runs}: {statistics.median(rates):,.0f} requests/s "
-        f"(client={args.client}, {args.processes} process(es) x {args.connections} connections, "
-        f"{args.duration:g}s per run)"
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        help="source tree of the fake to measure; repeatable (default: this checkout)",
     )
-    print(f"server counters: {json.dumps(counters, sort_keys=True)}")
+    args = parser.parse_args()
+    trees = [t.resolve() for t in args.tree or [Path(__file__).resolve().parent.parent]]
+    fakes = [ServedFake(tree) for tree in trees]
+    rates: dict[Path, list[float]] = {t: [] for t in trees}
+    cpus: dict[Path, list[float]] = {t: [] for t in trees}
+    try:
+        print(
+            f"client={args.client}, {args.processes} process(es) x {args.connections} connections, "
+            f"{args.duration:g}s per run, {args.runs} runs per tree, machine: {os.cpu_count()} cores",
+            flush=True,
+        )
+        for fake in fakes:
+            print(f"tree {fake.tree}: fake from {fake.module_dir} at {fake.url}", flush=True)
+        for i in range(args.runs):
+            order = fakes if i % 2 == 0 else fakes[::-1]  # alternate, so drift in machine load hits both alike
+            for fake in order:
+                rate, cpu_us, bad = run_once(fake, args.client, args.connections, args.duration, args.processes)
+                rates[fake.tree].append(rate)
+                cpus[fake.tree].append(cpu_us)
+                print(
+                    f"run {i + 1} {fake.tree.name}: {rate:,.0f} requests/s, server CPU {cpu_us:,.0f} µs/request"
+                    f" ({bad} non-2xx)",
+                    flush=True,
+                )
+    finally:
+        for fake in fakes:
+            fake.stop()
+    for tree in trees:
+        print(
+            f"median {tree}: {statistics.median(rates[tree]):,.0f} requests/s, "
+            f"server CPU {statistics.median(cpus[tree]):,.0f} µs/request"
+        )
+    if len(trees) > 1:
+        first, last = trees[0], trees[-1]
+        ratio = statistics.median(rates[last]) / statistics.median(rates[first])
+        print(f"ratio {last.name} / {first.name}: {ratio:.2f}x requests/s")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """A HubSpot-compatible fake of the Communication Preferences API, for tests, demos and benchmarks.
 
-Standard library only (asyncio, with uvloop when installed): importing it pulls in neither Airflow, httpx
-nor pydantic. Start one with ``with FakeHubSpot(**knobs) as fake:``; point a ``hubcomm`` connection at
-``fake.url`` (``fake.connection_json()``). The pytest plugin offers it as the ``hubcomm_fake`` and
+A Starlette application (:mod:`._asgi`) around the HubSpot behaviour (:mod:`._app`, :mod:`._handlers`), served
+by uvicorn on its own event loop in a background thread (:mod:`._server`), or run without a socket through
+``httpx`` transports (:meth:`FakeHubSpot.transport`, :meth:`FakeHubSpot.async_transport`). Importing it pulls in
+neither Airflow, httpx, pydantic, uvicorn nor Starlette: they load when a fake starts or hands out a transport.
+Start one with ``with FakeHubSpot(**knobs) as fake:``; point a ``hubcomm`` connection at ``fake.url``
+(``fake.connection_json()``). The pytest plugin offers it as the ``hubcomm_fake`` and
 ``hubcomm_fake_factory`` fixtures, and ``hubcomm-fake`` / ``python -m airflow_provider_hubcomm.testing``
 runs it as a standalone server.
 
@@ -42,6 +45,9 @@ open, the fake picks the documented-safe reading and offers a knob for the other
 * Injected 5xx answers are JSON, or a load balancer's HTML page with ``html_5xx``. ``drip_interval`` sends an
   answer's headers at once and its body one byte at a time. ``echo_secrets`` makes error answers quote the
   request's credentials (for testing a client's masking); the request log and counters never hold secrets.
+* ``drop_after_write_rate``: the write is applied, the answer's head is sent, then the connection is closed
+  without its body; the client gets ``httpx.RemoteProtocolError`` (no answer), as when HubSpot's edge drops
+  a connection mid-answer.
 * A request the client gave up on (timeout) is still processed when its injected latency ends, as on a real
   server. Stopping the fake cancels answers still pending (and drips in progress).
 """

@@ -11,7 +11,7 @@ Order of decisions for an API request, all taken when the request arrives:
    (``TEN_SECONDLY_ROLLING`` 429), then an injected 429 "storm"; none of these consumes budget;
 4. the request now counts against both budgets: missing batch scopes (403), injected 5xx (nothing applied);
 5. after the (optional) injected latency: lazy application of due delayed batches, the handler, and
-   possibly the drop-after-write (the write is applied, the connection closed with no answer).
+   possibly the drop-after-write (the write is applied, the connection closed before the answer is complete).
 
 With ``echo_secrets`` every error answer quotes the request's credentials; with ``drip_interval`` the body of
 an API answer is sent byte by byte.
@@ -19,6 +19,7 @@ an API answer is sent byte by byte.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -27,9 +28,9 @@ from collections import Counter, deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
-from airflow_provider_hubcomm.testing._auth import PRIVATE_APP, RateLimiter, TokenRegistry
+from airflow_provider_hubcomm.testing._auth import PRIVATE_APP, RollingWindowBudget, TokenRegistry
 from airflow_provider_hubcomm.testing._handlers import HANDLERS, WRITE_ENDPOINTS, Ctx, Result
-from airflow_provider_hubcomm.testing._http import Deferred, HttpResponse
+from airflow_provider_hubcomm.testing._messages import Deferred, HttpResponse
 from airflow_provider_hubcomm.testing._policy import (
     BATCH_SCOPES,
     daily_headers,
@@ -48,13 +49,15 @@ if TYPE_CHECKING:
     from collections.abc import Collection
 
     from airflow_provider_hubcomm.testing._config import FakeConfig
-    from airflow_provider_hubcomm.testing._http import HttpRequest
+    from airflow_provider_hubcomm.testing._messages import HttpRequest
 
 __all__ = ["LOG_FIELDS", "FakeApp"]
 
 TOKEN_VERSIONS = frozenset({"v1", "v3", "2026-03"})
 #: Never logged: query parameters that could carry a credential.
 SECRET_PARAMS = frozenset({"client_secret", "refresh_token", "code", "access_token", "token", "hapikey"})
+log = logging.getLogger(__name__)
+
 LOG_FIELDS = ("time", "method", "path", "query", "endpoint", "status", "outcome", "duration_ms", "n_inputs")
 
 
@@ -115,7 +118,7 @@ class FakeApp:
         self.config = config
         self.store = ConsentStore(config.subscription_defs())
         self.tokens = TokenRegistry(list(config.private_app_tokens), config.clients())
-        self.limiter = RateLimiter()
+        self.window_budget = RollingWindowBudget()
         self.rng = random.Random(config.seed)
         #: Drip decisions have their own generator so the main sequence of seven draws stays as it was.
         self.drip_rng = random.Random(f"drip-{config.seed}")
@@ -138,9 +141,9 @@ class FakeApp:
                 self.rng = random.Random(config.seed)
                 self.drip_rng = random.Random(f"drip-{config.seed}")
 
-    # -- App protocol ------------------------------------------------------------------------------------
+    # -- answers the carriers give without a handler ------------------------------------------------------
     def error_response(self, status: int, message: str) -> HttpResponse:
-        """Answer a request the HTTP layer could not parse, or a crash.
+        """Answer a request refused before routing (``bad_request``), or a crash (``internal_error``).
 
         :param status: HTTP status.
         :param message: what went wrong.
@@ -148,6 +151,20 @@ class FakeApp:
         with self.lock:
             self.counters["bad_request" if status < 500 else "internal_error"] += 1
         return error_response(status, message, str(uuid.uuid4()))
+
+    def body_too_large(self) -> HttpResponse:
+        """Answer a request whose body is over ``max_body_bytes``: 413, and the connection is closed after it."""
+        resp = self.error_response(413, "request body too large")
+        resp.headers.append(("Connection", "close"))
+        return resp
+
+    def crashed(self, req: HttpRequest) -> HttpResponse:
+        """Log the unhandled error being handled (a bug of the fake) and answer 500.
+
+        :param req: the request being answered.
+        """
+        log.exception("hubcomm fake: unhandled error answering %s %s", req.method, req.path)
+        return self.error_response(500, "internal error in the fake server")
 
     def handle(self, req: HttpRequest) -> HttpResponse | Deferred:
         """Answer one request, possibly after an injected delay.
@@ -173,36 +190,10 @@ class FakeApp:
         if auth.app is None:
             body = error_body(auth.message, str(uuid.uuid4()), auth.category)
             return self._finish_fixed(req, endpoint, json_response(401, body), "unauthorized", delay, drip)
-        daily = cfg.daily_limit
-        private = auth.app == PRIVATE_APP
-        if daily is not None and self.daily_used >= daily:
-            resp = too_many_daily(str(uuid.uuid4()))
-            if private:
-                resp.headers.extend(daily_headers(daily, self.daily_used))
-            return self._finish_fixed(req, endpoint, resp, "daily_limited", delay, drip)
-        headers: list[tuple[str, str]] = []
-        limit = cfg.requests_per_window
-        decision = None
-        if limit is not None:
-            with self.lock:
-                decision = self.limiter.peek(auth.app, limit, cfg.window_seconds, now)
-            if not decision.allowed:
-                resp = too_many(cfg, decision.retry_after, str(uuid.uuid4()))
-                resp.headers.extend(rate_headers(cfg, decision.limit, 0))
-                return self._finish_fixed(req, endpoint, resp, "rate_limited", delay, drip)
-        if draws[4] < cfg.error_rate_429 and draws[2] >= cfg.error_rate_5xx:
-            resp = too_many(cfg, 1, str(uuid.uuid4()))
-            if decision is not None:
-                resp.headers.extend(rate_headers(cfg, decision.limit, decision.remaining))
-            return self._finish_fixed(req, endpoint, resp, "injected_429", delay, drip)
-        # From here on the request is answered and counts against the window and the daily budget.
-        with self.lock:
-            if decision is not None:
-                decision = self.limiter.consume(auth.app, decision, now)
-                headers = rate_headers(cfg, decision.limit, decision.remaining)
-            self.daily_used += 1
-            if daily is not None and private:
-                headers.extend(daily_headers(daily, self.daily_used))
+        injected_429 = draws[4] < cfg.error_rate_429 and draws[2] >= cfg.error_rate_5xx
+        refused, headers = self._admit(auth.app, cfg, injected_429, now)
+        if refused is not None:
+            return self._finish_fixed(req, endpoint, refused[0], refused[1], delay, drip)
         if not cfg.batch_scopes and endpoint in BATCH_SCOPES:
             resp = missing_scopes(endpoint, str(uuid.uuid4()))
             resp.headers.extend(headers)
@@ -224,6 +215,44 @@ class FakeApp:
         return Deferred(delay, finish) if delay > 0 else finish()
 
     # -- internals ---------------------------------------------------------------------------------------
+    def _admit(
+        self, app: str, cfg: FakeConfig, injected_429: bool, now: float
+    ) -> tuple[tuple[HttpResponse, str] | None, list[tuple[str, str]]]:
+        """Check and spend the budgets: ``((refusal, outcome), [])``, or ``(None, headers)`` once admitted.
+
+        The daily budget, then the rolling window, then an injected 429 storm (none of these consumes
+        anything); an admitted request counts against both budgets. One critical section: threads of an
+        in-process client (see :meth:`FakeHubSpot.transport`) must not both take the last slot.
+        """
+        daily, limit = cfg.daily_limit, cfg.requests_per_window
+        private = app == PRIVATE_APP
+        with self.lock:
+            if daily is not None and self.daily_used >= daily:
+                resp = too_many_daily(str(uuid.uuid4()))
+                if private:
+                    resp.headers.extend(daily_headers(daily, self.daily_used))
+                return (resp, "daily_limited"), []
+            decision = None
+            if limit is not None:
+                decision = self.window_budget.peek(app, limit, cfg.window_seconds, now)
+                if not decision.allowed:
+                    resp = too_many(cfg, decision.retry_after, str(uuid.uuid4()))
+                    resp.headers.extend(rate_headers(cfg, decision.limit, 0))
+                    return (resp, "rate_limited"), []
+            if injected_429:
+                resp = too_many(cfg, 1, str(uuid.uuid4()))
+                if decision is not None:
+                    resp.headers.extend(rate_headers(cfg, decision.limit, decision.remaining))
+                return (resp, "injected_429"), []
+            headers: list[tuple[str, str]] = []
+            if decision is not None:
+                decision = self.window_budget.consume(app, decision, now)
+                headers = rate_headers(cfg, decision.limit, decision.remaining)
+            self.daily_used += 1
+            if daily is not None and private:
+                headers.extend(daily_headers(daily, self.daily_used))
+        return None, headers
+
     @staticmethod
     def _delay(cfg: FakeConfig, draws: list[float]) -> float:
         delay = cfg.latency + cfg.latency_jitter * draws[0]
@@ -283,7 +312,7 @@ class FakeApp:
         resp.headers.append(("X-HubSpot-Correlation-Id", cid))
         outcome = result.outcome
         if drop and result.wrote:
-            resp = HttpResponse(0, drop=True)
+            resp.drop = True  # the carrier sends the head at most, then closes the connection
             outcome = "dropped_after_write"
         self._record(req, endpoint, resp, outcome, result.n_inputs, result.applied)
         return resp

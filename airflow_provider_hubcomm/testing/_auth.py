@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing._config import OAuthClient
 
-__all__ = ["PRIVATE_APP", "AuthResult", "RateDecision", "RateLimiter", "TokenRegistry"]
+__all__ = ["PRIVATE_APP", "AuthResult", "RateDecision", "RollingWindowBudget", "TokenRegistry"]
 
 PRIVATE_APP = "private-app"
 
@@ -137,8 +137,11 @@ class RateDecision:
     retry_after: int
 
 
-class RateLimiter:
-    """Rolling-window request budget per app; only admitted requests consume budget."""
+class RollingWindowBudget:
+    """HubSpot's rolling-window request budget, one per app; only admitted requests consume it.
+
+    Not thread-safe on its own: :class:`~airflow_provider_hubcomm.testing._app.FakeApp` calls it under its lock.
+    """
 
     def __init__(self) -> None:
         self._windows: dict[str, deque[float]] = {}

@@ -1,8 +1,7 @@
-"""``FakeHubSpot``: the fake server running on its own event loop in a background thread."""
+"""``FakeHubSpot``: the fake served by uvicorn on its own event loop in a background thread, or without a socket."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -11,24 +10,23 @@ from urllib.parse import quote
 
 from airflow_provider_hubcomm.testing._app import LOG_FIELDS, FakeApp
 from airflow_provider_hubcomm.testing._config import RUNTIME_KNOBS, STATUS_STATES, FakeConfig
-from airflow_provider_hubcomm.testing._http import HttpProtocol, ServerState
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["FakeHubSpot"]
+    import httpx
 
+    from airflow_provider_hubcomm.testing._server import BackgroundServer
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is optional
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+__all__ = ["NO_SOCKET_URL", "FakeHubSpot"]
+
+#: The host of :meth:`FakeHubSpot.connection_json` when the fake is used only through its transports: never
+#: resolvable (``.invalid``), and ``https`` so a hook has no reason to warn about plain HTTP.
+NO_SOCKET_URL = "https://hubcomm-fake.invalid"
 
 
 class FakeHubSpot:
-    """A HubSpot Communication Preferences API double on ``http://127.0.0.1:<port>``.
+    """A HubSpot Communication Preferences API double on ``http://127.0.0.1:<port>``, or in process.
 
     .. code-block:: python
 
@@ -36,6 +34,10 @@ class FakeHubSpot:
             os.environ["AIRFLOW_CONN_HUBCOMM_DEFAULT"] = fake.connection_json()
             ...
             assert fake.status("a@example.com", 101)["status"] == "UNSUBSCRIBED"
+
+        # no socket, no thread: the same behaviour through httpx transports
+        fake = FakeHubSpot(latency=0.01)
+        hook = HubCommHook(transport=fake.transport(), async_transport=fake.async_transport())
 
     :param config: a complete :class:`FakeConfig`; ``knobs`` override its fields.
     :param knobs: any :class:`FakeConfig` field, e.g. ``latency=0.05``.
@@ -45,41 +47,32 @@ class FakeHubSpot:
         base = config or FakeConfig()
         self.config = base.replace(**knobs) if knobs else base
         self._app = FakeApp(self.config)
-        self._state = ServerState()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: asyncio.AbstractServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
         self._port: int | None = None
+        self._in_process = False
         self._lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> FakeHubSpot:
-        """Start listening (idempotent); return ``self``. Raises if the port cannot be bound."""
+        """Start listening (idempotent); return ``self``. Raises ``OSError`` if the port cannot be bound."""
         with self._lock:
-            if self._thread is not None:
+            if self._server is not None:
                 return self
-            ready = threading.Event()
-            failure: list[BaseException] = []
-            thread = threading.Thread(target=self._serve, args=(ready, failure), name="hubcomm-fake", daemon=True)
-            thread.start()
-            ready.wait()
-            if failure:
-                thread.join()
-                raise failure[0]
-            self._thread = thread
+            # uvicorn and Starlette are imported only here: importing the fake stays light.
+            from airflow_provider_hubcomm.testing._asgi import asgi_app
+            from airflow_provider_hubcomm.testing._server import BackgroundServer
+
+            server = BackgroundServer(asgi_app(self._app), self.config.host, self.config.port)
+            self._port = server.start()
+            self._server = server
             return self
 
     def stop(self) -> None:
-        """Stop the server, close every connection and join the thread (idempotent)."""
+        """Stop the server, abort every connection, cancel pending answers and join the thread (idempotent)."""
         with self._lock:
-            thread, loop = self._thread, self._loop
-            if thread is None or loop is None:
-                return
-            loop.call_soon_threadsafe(self._shutdown)
-            thread.join()
-            self._thread = None
-            self._loop = None
-            self._server = None
+            server, self._server = self._server, None
+            if server is not None:
+                server.stop()
 
     def __enter__(self) -> FakeHubSpot:
         return self.start()
@@ -89,50 +82,30 @@ class FakeHubSpot:
     ) -> None:
         self.stop()
 
-    def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        loop = _new_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            cfg = self.config
-            server = loop.run_until_complete(
-                loop.create_server(
-                    lambda: HttpProtocol(self._app, self._state, cfg.max_body_bytes),
-                    host=cfg.host,
-                    port=cfg.port,
-                    reuse_address=True,
-                    backlog=512,
-                )
-            )
-        except BaseException as exc:
-            failure.append(exc)
-            loop.close()
-            self._loop = None
-            ready.set()
-            return
-        self._server = server
-        self._port = server.sockets[0].getsockname()[1]
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            server.close()
-            self._state.close_all()
-            loop.run_until_complete(server.wait_closed())
-            loop.run_until_complete(asyncio.sleep(0))
-            loop.close()
+    # -- without a socket --------------------------------------------------------------------------------
+    def transport(self) -> httpx.BaseTransport:
+        """Return a sync ``httpx`` transport answering from this fake in the calling thread (no socket).
 
-    def _shutdown(self) -> None:
-        assert self._loop is not None  # only scheduled while running
-        if self._server is not None:
-            self._server.close()
-        self._state.close_all()
-        self._loop.stop()
+        Same state, faults and counters as the served fake; injected latency sleeps the caller, a dropped
+        answer raises ``httpx.RemoteProtocolError`` (the write is applied), timeouts are not enforced.
+        """
+        from airflow_provider_hubcomm.testing._transports import mock_transport
+
+        self._in_process = True
+        return mock_transport(self._app)
+
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        """Return an async ``httpx`` transport running this fake's ASGI application in the caller's loop."""
+        from airflow_provider_hubcomm.testing._asgi import asgi_app
+        from airflow_provider_hubcomm.testing._transports import AsgiTransport
+
+        self._in_process = True
+        return AsgiTransport(asgi_app(self._app))
 
     @property
     def running(self) -> bool:
         """Whether the server is listening."""
-        return self._thread is not None
+        return self._server is not None
 
     # -- addresses and connections -----------------------------------------------------------------------
     @property
@@ -144,7 +117,12 @@ class FakeHubSpot:
 
     @property
     def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:54321`` (use it as the connection's host)."""
+        """Base URL, e.g. ``http://127.0.0.1:54321`` (use it as the connection's host).
+
+        Before any :meth:`start`, once a transport was handed out: :data:`NO_SOCKET_URL`.
+        """
+        if self._port is None and self._in_process:
+            return NO_SOCKET_URL
         return f"http://{self.config.host}:{self.port}"
 
     @property

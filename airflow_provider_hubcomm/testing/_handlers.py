@@ -29,7 +29,7 @@ from airflow_provider_hubcomm.testing._state import Write
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing._config import FakeConfig
-    from airflow_provider_hubcomm.testing._http import HttpResponse
+    from airflow_provider_hubcomm.testing._messages import HttpResponse
     from airflow_provider_hubcomm.testing._state import ConsentStore
 
 __all__ = ["HANDLERS", "Ctx", "Result"]
@@ -185,6 +185,19 @@ def _subscriber(ctx: Ctx) -> str:
     return sub.lower()
 
 
+def _split_subscribers(inputs: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Split a batch's subscriber ids into the valid ones (lowercased) and a ``StandardError`` per invalid one."""
+    subs: list[str] = []
+    problems: list[dict[str, Any]] = []
+    for raw in inputs:
+        if is_email(raw):
+            subs.append(raw.lower())
+        else:
+            msg = f"Invalid subscriberIdString {raw!r}: not a valid email address"
+            problems.append(standard_error(400, "VALIDATION_ERROR", msg, {"subscriberIdString": [raw]}))
+    return subs, problems
+
+
 def _input_problem(ctx: Ctx, w: Write) -> dict[str, Any] | None:
     context = {"subscriberIdString": [w.subscriber], "subscriptionId": [str(w.subscription_id)]}
     if not is_email(w.subscriber):
@@ -298,15 +311,11 @@ def batch_read(ctx: Ctx) -> Result:
     _channel(ctx.query)
     bu = _business_unit(ctx.query) or 0
     inputs = _string_inputs(ctx)
-    store, results, problems = ctx.store, [], []
+    subs, problems = _split_subscribers(inputs)
+    store, results = ctx.store, []
     with store.lock:
         defs = list(store.defs_for(bu))
-        for raw in inputs:
-            if not is_email(raw):
-                msg = f"Invalid subscriberIdString {raw!r}: not a valid email address"
-                problems.append(standard_error(400, "VALIDATION_ERROR", msg, {"subscriberIdString": [raw]}))
-                continue
-            sub = raw.lower()
+        for sub in subs:
             statuses = [public_status(d, sub, store.get(sub, d.id), store.created_at) for d in defs]
             results.append({"subscriberIdString": sub, "statuses": statuses})
     return Result(_ok(ctx, results, problems), "partial" if problems else "ok", len(inputs))
@@ -347,14 +356,8 @@ def batch_unsubscribe_all(ctx: Ctx) -> Result:
     bu = _business_unit(ctx.query) or 0
     verbose = _flag(ctx.query, "verbose")
     inputs = _string_inputs(ctx)
-    results, problems = [], []
-    for raw in inputs:
-        if not is_email(raw):
-            msg = f"Invalid subscriberIdString {raw!r}: not a valid email address"
-            problems.append(standard_error(400, "VALIDATION_ERROR", msg, {"subscriberIdString": [raw]}))
-            continue
-        statuses = _unsubscribe(ctx, raw.lower(), bu, verbose)
-        results.append({"subscriberIdString": raw.lower(), "statuses": statuses})
+    subs, problems = _split_subscribers(inputs)
+    results = [{"subscriberIdString": sub, "statuses": _unsubscribe(ctx, sub, bu, verbose)} for sub in subs]
     n_ok = len(results)
     outcome = "partial" if problems else "ok"
     resp = _ok(ctx, results, problems, ctx.config.partial_status)
@@ -366,15 +369,14 @@ def batch_unsubscribe_all_read(ctx: Ctx) -> Result:
     _channel(ctx.query)
     bu = _business_unit(ctx.query)
     inputs = _string_inputs(ctx)
-    results, problems = [], []
-    for raw in inputs:
-        if not is_email(raw):
-            msg = f"Invalid subscriberIdString {raw!r}: not a valid email address"
-            problems.append(standard_error(400, "VALIDATION_ERROR", msg, {"subscriberIdString": [raw]}))
-            continue
-        sub = raw.lower()
-        wide = [wide_status(sub, b, ts) for b, ts in ctx.store.wide_statuses(sub, bu)]
-        results.append({"subscriberIdString": sub, "wideStatuses": wide})
+    subs, problems = _split_subscribers(inputs)
+    results = [
+        {
+            "subscriberIdString": sub,
+            "wideStatuses": [wide_status(sub, b, ts) for b, ts in ctx.store.wide_statuses(sub, bu)],
+        }
+        for sub in subs
+    ]
     return Result(_ok(ctx, results, problems), "partial" if problems else "ok", len(inputs))
 
 

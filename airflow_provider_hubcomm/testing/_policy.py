@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl
 
 from airflow_provider_hubcomm.testing._config import BATCH_READ_SCOPE, BATCH_WRITE_SCOPE
 from airflow_provider_hubcomm.testing._responses import (
-    daily_limit_body,
     dumps,
     error_response,
     html_response,
@@ -24,7 +23,7 @@ from airflow_provider_hubcomm.testing._responses import (
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing._config import FakeConfig
-    from airflow_provider_hubcomm.testing._http import HttpRequest, HttpResponse
+    from airflow_provider_hubcomm.testing._messages import HttpRequest, HttpResponse
 
 __all__ = [
     "BATCH_SCOPES",
@@ -96,7 +95,7 @@ def too_many_daily(correlation_id: str) -> HttpResponse:
 
     :param correlation_id: the request's correlation id.
     """
-    return json_response(429, daily_limit_body(correlation_id))
+    return json_response(429, rate_limit_body(correlation_id, "DAILY"))
 
 
 def missing_scopes(endpoint: str, correlation_id: str) -> HttpResponse:

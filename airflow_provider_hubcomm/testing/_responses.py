@@ -6,7 +6,7 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_hubcomm.testing._http import HttpResponse
+from airflow_provider_hubcomm.testing._messages import HttpResponse
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing._config import SubscriptionDef
@@ -14,7 +14,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ValidationFailed",
-    "daily_limit_body",
     "definition",
     "envelope",
     "error_response",
@@ -22,6 +21,7 @@ __all__ = [
     "json_response",
     "missing_scopes_body",
     "public_status",
+    "rate_limit_body",
     "standard_error",
     "wide_status",
 ]
@@ -54,12 +54,15 @@ class ValidationFailed(Exception):
         super().__init__(first + more)
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def dumps(obj: Any) -> bytes:
     """Encode ``obj`` as compact UTF-8 JSON.
 
     :param obj: JSON-ready data.
     """
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
@@ -150,32 +153,18 @@ def missing_scopes_body(correlation_id: str, scope: str) -> dict[str, Any]:
     }
 
 
-def daily_limit_body(correlation_id: str) -> dict[str, Any]:
-    """Return the body of a ``DAILY`` 429 (the account's daily budget is spent).
+def rate_limit_body(correlation_id: str, policy: str = "TEN_SECONDLY_ROLLING") -> dict[str, Any]:
+    """Return the body of a 429 of one of HubSpot's rate-limit policies.
 
     :param correlation_id: the request's correlation id.
+    :param policy: ``TEN_SECONDLY_ROLLING`` (the rolling window) or ``DAILY`` (the account's daily budget).
     """
     return {
         "status": "error",
-        "message": "You have reached your daily limit.",
+        "message": f"You have reached your {policy.lower()} limit.",
         "errorType": "RATE_LIMIT",
         "correlationId": correlation_id,
-        "policyName": "DAILY",
-        "requestId": correlation_id,
-    }
-
-
-def rate_limit_body(correlation_id: str) -> dict[str, Any]:
-    """Return the body of a ``TEN_SECONDLY_ROLLING`` 429.
-
-    :param correlation_id: the request's correlation id.
-    """
-    return {
-        "status": "error",
-        "message": "You have reached your ten_secondly_rolling limit.",
-        "errorType": "RATE_LIMIT",
-        "correlationId": correlation_id,
-        "policyName": "TEN_SECONDLY_ROLLING",
+        "policyName": policy,
         "requestId": correlation_id,
     }
 

@@ -27,10 +27,21 @@ DEFAULT_SOURCE = "Default"
 UNSUBSCRIBE_ALL_SOURCE = "Public status API"
 
 
+#: ``(millisecond, text)`` of the last :func:`iso_now`: one request asks for the time several times per
+#: millisecond (once per write of a batch), and formatting it is a good part of a small request's cost.
+_last_iso: tuple[int, str] = (-1, "")
+
+
 def iso_now() -> str:
     """Return the current UTC time as ISO-8601 with milliseconds and ``Z`` (HubSpot's format)."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    global _last_iso
+    ms = time.time_ns() // 1_000_000
+    last = _last_iso  # one read: a tuple swapped whole is safe across threads
+    if last[0] == ms:
+        return last[1]
+    text = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    _last_iso = (ms, text)
+    return text
 
 
 @dataclass(slots=True)

@@ -6,13 +6,13 @@ import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from airflow_provider_hubcomm.testing._http import HttpResponse
+from airflow_provider_hubcomm.testing._messages import HttpResponse
 from airflow_provider_hubcomm.testing._responses import dumps, json_response
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.testing._auth import TokenRegistry
     from airflow_provider_hubcomm.testing._config import FakeConfig
-    from airflow_provider_hubcomm.testing._http import HttpRequest
+    from airflow_provider_hubcomm.testing._messages import HttpRequest
 
 __all__ = ["token_grant"]
 

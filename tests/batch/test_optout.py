@@ -1,4 +1,7 @@
-"""The bulk unsubscribe-all run against the bundled fake: checks before sending, accounting, fallback, faults."""
+"""The bulk unsubscribe-all run against the bundled fake: checks before sending, accounting, fallback, faults.
+
+The fake runs without a socket: the run's worker threads reach it through ``fake.transport()``.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +18,28 @@ from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
 from airflow_provider_hubcomm.batch.sources import iter_rows
 from airflow_provider_hubcomm.exceptions import BatchAbortedError, HubCommValidationError
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+from airflow_provider_hubcomm.testing import FakeHubSpot
+
+
+@pytest.fixture
+def fake() -> FakeHubSpot:
+    """A fake HubSpot with default knobs, never started (no port, no thread)."""
+    return FakeHubSpot()
+
+
+@pytest.fixture
+def fake_factory() -> type[FakeHubSpot]:
+    """Build a fake with knobs, never started."""
+    return FakeHubSpot
 
 
 def _run(
     fake: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inputs: Any, **options: Any
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run the opt-out over ``inputs``; return the summary and the failed-rows file's lines."""
+    transport = fake.transport()
     monkeypatch.setenv("AIRFLOW_CONN_HUBCOMM_DEFAULT", fake.connection_json(requests_per_10s=10_000, max_retries=3))
-    hook = HubCommHook(retry_sleep=lambda _s: None)
+    hook = HubCommHook(transport=transport, retry_sleep=lambda _s: None)
     failed = JsonLinesSink(output_dir=str(tmp_path), kind="failed")
     written = None if options.get("dry_run") else JsonLinesSink(output_dir=str(tmp_path), kind="written")
     account = OptOutAccount(hook, failed, written, options.get("business_unit_id") or 0)
@@ -48,53 +65,53 @@ def adds_up(summary: dict[str, Any]) -> None:
 
 
 class TestChecks:
-    def test_invalid_row_fails_the_run_before_anything_is_sent(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
+    def test_invalid_row_fails_the_run_before_anything_is_sent(self, fake: Any, monkeypatch, tmp_path) -> None:
         rows = [*_rows(3), {"subscriberIdString": "not-an-address"}]
         with pytest.raises(HubCommValidationError, match=r"row 4, field 'subscriberIdString': value 'not-an-address'"):
-            _run(hubcomm_fake, monkeypatch, tmp_path, rows)
-        assert hubcomm_fake.counters.get("endpoint:batch_unsubscribe_all", 0) == 0
+            _run(fake, monkeypatch, tmp_path, rows)
+        assert fake.counters.get("endpoint:batch_unsubscribe_all", 0) == 0
 
-    def test_errors_name_the_users_column(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
+    def test_errors_name_the_users_column(self, fake: Any, monkeypatch, tmp_path) -> None:
         rows = [{"email": "a@example.com"}, {"email": "nope"}, {"email": ""}]
         with pytest.raises(HubCommValidationError) as info:
-            _run(hubcomm_fake, monkeypatch, tmp_path, rows, subscriber_column="email")
+            _run(fake, monkeypatch, tmp_path, rows, subscriber_column="email")
         assert "row 2, column 'email' (subscriberIdString): value 'nope' is not an e-mail address" in str(info.value)
         assert "row 3, column 'email' (subscriberIdString): is required but missing or empty" in str(info.value)
         assert [e["row"] for e in info.value.errors] == [2, 3]
 
-    def test_skip_mode_counts_invalid_and_duplicate_rows(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
+    def test_skip_mode_counts_invalid_and_duplicate_rows(self, fake: Any, monkeypatch, tmp_path) -> None:
         rows = [*_rows(5), {"subscriberIdString": "GDPR1@example.com"}, {"subscriberIdString": None}]
-        summary, failed = _run(hubcomm_fake, monkeypatch, tmp_path, rows, on_invalid="skip")
+        summary, failed = _run(fake, monkeypatch, tmp_path, rows, on_invalid="skip")
         adds_up(summary)
         assert (summary["written"], summary["skipped"]) == (5, 2)
         assert summary["skipped_by_reason"] == {"invalid": 1, "duplicate": 1, "dry_run": 0}
         assert [line["reason"] for line in failed] == ["invalid"]
-        assert all(hubcomm_fake.opted_out_of_all(f"gdpr{i}@example.com") for i in range(5))
+        assert all(fake.opted_out_of_all(f"gdpr{i}@example.com") for i in range(5))
 
-    def test_a_column_no_row_has_is_a_typo_not_an_empty_run(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
+    def test_a_column_no_row_has_is_a_typo_not_an_empty_run(self, fake: Any, monkeypatch, tmp_path) -> None:
         with pytest.raises(HubCommValidationError, match="subscriber_column='email' names no column"):
-            _run(hubcomm_fake, monkeypatch, tmp_path, _rows(3), subscriber_column="email", on_invalid="skip")
+            _run(fake, monkeypatch, tmp_path, _rows(3), subscriber_column="email", on_invalid="skip")
 
-    def test_every_row_invalid_fails_even_when_skipping(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
+    def test_every_row_invalid_fails_even_when_skipping(self, fake: Any, monkeypatch, tmp_path) -> None:
         with pytest.raises(HubCommValidationError, match=r"all 3 input rows are invalid, nothing was sent"):
-            _run(hubcomm_fake, monkeypatch, tmp_path, [{"subscriberIdString": "x"}] * 3, on_invalid="skip")
+            _run(fake, monkeypatch, tmp_path, [{"subscriberIdString": "x"}] * 3, on_invalid="skip")
 
-    def test_max_invalid_ratio(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
+    def test_max_invalid_ratio(self, fake: Any, monkeypatch, tmp_path) -> None:
         rows = [*_rows(6), *([{"subscriberIdString": "bad"}] * 4)]
         with pytest.raises(HubCommValidationError, match=r"max_invalid_ratio=0\.2"):
-            _run(hubcomm_fake, monkeypatch, tmp_path, rows, on_invalid="skip", max_invalid_ratio=0.2)
+            _run(fake, monkeypatch, tmp_path, rows, on_invalid="skip", max_invalid_ratio=0.2)
 
-    def test_dry_run_sends_nothing(self, hubcomm_fake: Any, monkeypatch, tmp_path) -> None:
-        summary, _ = _run(hubcomm_fake, monkeypatch, tmp_path, _rows(250), dry_run=True)
+    def test_dry_run_sends_nothing(self, fake: Any, monkeypatch, tmp_path) -> None:
+        summary, _ = _run(fake, monkeypatch, tmp_path, _rows(250), dry_run=True)
         adds_up(summary)
         assert summary["skipped_by_reason"]["dry_run"] == 250
         assert summary["plan"]["chunks"] == 3
-        assert hubcomm_fake.counters.get("requests", 0) == 0
+        assert fake.counters.get("requests", 0) == 0
 
 
 class TestSending:
-    def test_batches_to_the_brand_with_per_input_errors(self, hubcomm_fake_factory: Any, monkeypatch, tmp_path) -> None:
-        fake = hubcomm_fake_factory(subscriptions=[101, {"id": 701, "businessUnitId": 7}])
+    def test_batches_to_the_brand_with_per_input_errors(self, fake_factory: Any, monkeypatch, tmp_path) -> None:
+        fake = fake_factory(subscriptions=[101, {"id": 701, "businessUnitId": 7}])
         rows = [*_rows(150), {"subscriberIdString": "x@y"}]  # not an address: skipped before sending
         summary, failed = _run(fake, monkeypatch, tmp_path, rows, business_unit_id=7, on_invalid="skip")
         adds_up(summary)
@@ -146,8 +163,8 @@ class TestSending:
         assert summary["operations"]["by_status"]["PENDING"] == 3
         assert sorted(e["rows"] for e in summary["operations"]["not_complete"]) == [20, 50, 50]
 
-    def test_too_large_halves_and_remembers(self, hubcomm_fake_factory: Any, monkeypatch, tmp_path) -> None:
-        fake = hubcomm_fake_factory(max_batch_size=40)
+    def test_too_large_halves_and_remembers(self, fake_factory: Any, monkeypatch, tmp_path) -> None:
+        fake = fake_factory(max_batch_size=40)
         summary, _ = _run(fake, monkeypatch, tmp_path, _rows(300))
         adds_up(summary)
         assert summary["written"] == 300
@@ -155,9 +172,9 @@ class TestSending:
         assert summary["plan"]["batch_size_used"] <= 40
 
     def test_missing_batch_scopes_fall_back_to_single_calls(
-        self, hubcomm_fake_factory: Any, monkeypatch, tmp_path, caplog
+        self, fake_factory: Any, monkeypatch, tmp_path, caplog
     ) -> None:
-        fake = hubcomm_fake_factory(batch_scopes=False)
+        fake = fake_factory(batch_scopes=False)
         summary, _ = _run(fake, monkeypatch, tmp_path, _rows(60))
         adds_up(summary)
         assert (summary["mode"], summary["written"], summary["failed"]) == ("single", 60, 0)
@@ -165,10 +182,8 @@ class TestSending:
         assert all(fake.opted_out_of_all(f"gdpr{i}@example.com") for i in range(60))
         assert caplog.text.count("falling back to single unsubscribe-all calls") == 1
 
-    def test_fallback_refused_when_it_exceeds_the_daily_budget(
-        self, hubcomm_fake_factory: Any, monkeypatch, tmp_path
-    ) -> None:
-        fake = hubcomm_fake_factory(batch_scopes=False)
+    def test_fallback_refused_when_it_exceeds_the_daily_budget(self, fake_factory: Any, monkeypatch, tmp_path) -> None:
+        fake = fake_factory(batch_scopes=False)
         with pytest.raises(BatchAbortedError) as caught:
             _run(fake, monkeypatch, tmp_path, _rows(60), daily_request_budget=20)
         summary = caught.value.summary
@@ -177,13 +192,13 @@ class TestSending:
         assert any("DAILY_BUDGET" in key for key in summary["failed_by_reason"])
         assert fake.counters.get("endpoint:unsubscribe_all", 0) == 0
 
-    def test_fallback_fail_option(self, hubcomm_fake_factory: Any, monkeypatch, tmp_path) -> None:
-        fake = hubcomm_fake_factory(batch_scopes=False)
+    def test_fallback_fail_option(self, fake_factory: Any, monkeypatch, tmp_path) -> None:
+        fake = fake_factory(batch_scopes=False)
         with pytest.raises(BatchAbortedError):
             _run(fake, monkeypatch, tmp_path, _rows(10), on_missing_batch_scope="fail")
 
-    def test_faults_converge_and_every_row_is_accounted(self, hubcomm_fake_factory: Any, monkeypatch, tmp_path) -> None:
-        fake = hubcomm_fake_factory(error_rate_5xx=0.1, drop_after_write_rate=0.05, seed=3)
+    def test_faults_converge_and_every_row_is_accounted(self, fake_factory: Any, monkeypatch, tmp_path) -> None:
+        fake = fake_factory(error_rate_5xx=0.1, drop_after_write_rate=0.05, seed=3)
         summary, _ = _run(fake, monkeypatch, tmp_path, _rows(2_000))
         adds_up(summary)
         assert summary["written"] == 2_000

@@ -6,6 +6,7 @@ API versions, brands, batch scopes, daily limit, HTML 5xx, legal basis, slow dri
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 from typing import Any
@@ -252,7 +253,7 @@ class TestDrip:
         with client(fake, timeout=5) as api:
             assert api.get(f"{API}/definitions").status_code == 200
 
-    def test_stop_cancels_a_drip_promptly(self) -> None:
+    def test_stop_cancels_a_drip_promptly(self, caplog: pytest.LogCaptureFixture) -> None:
         fake = FakeHubSpot(drip_interval=5.0).start()
         try:
             sock = socket.create_connection(("127.0.0.1", fake.port), timeout=10)
@@ -274,6 +275,7 @@ class TestDrip:
             sock.close()
         assert stopped_in < 4.0  # well under one 5 s drip step
         assert len(rest) <= 1  # at most the byte already in flight, then EOF/reset
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 class TestEchoSecrets:

@@ -56,7 +56,8 @@ class TestHttp:
         buf = bytearray()
         answers = [read_response(sock, buf) for _ in range(3)]
         assert [a[0] for a in answers] == [200, 200, 200]
-        assert answers[0][1]["connection"] == "keep-alive"
+        assert "close" not in answers[0][1].get("connection", "")  # HTTP/1.1: kept alive unless told otherwise
+        assert answers[0][1]["server"] == "hubcomm-fake"
         assert answers[0][1]["x-hubspot-correlation-id"]
         sock.sendall(raw_get(hubcomm_fake, f"{API}/definitions"))
         assert read_response(sock, buf)[0] == 200
@@ -237,7 +238,7 @@ def test_importing_fake_and_plugin_is_light() -> None:
     code = (
         "import sys, airflow_provider_hubcomm.testing.pytest_plugin, airflow_provider_hubcomm.testing;"
         "import airflow_provider_hubcomm.testing.__main__;"
-        "print(sorted(m for m in ('airflow', 'httpx', 'pydantic') if m in sys.modules))"
+        "print(sorted(m for m in ('airflow', 'httpx', 'pydantic', 'starlette', 'uvicorn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
