@@ -8,7 +8,9 @@ and a 401 is judged by the generation the request was sent with:
   (at most :data:`MAX_STALE_RESENDS` times, so a request never loops);
 * sent with the current token: ONE shared refresh (concurrent requests wait for it and reuse its token, so
   one expiry costs one token request, not one per request in flight), then resend;
-* sent with a token refreshed for or after this very request's 401: an auth failure, the 401 is returned.
+* sent with the current token, refreshed for or after this very request's 401: an auth failure, the 401 is
+  returned (a token that another request has replaced since is stale, first rule, even if it was refreshed
+  for this one).
 
 So a long run crosses any number of expiries with requests in flight, and each request refreshes at most once.
 """
@@ -161,10 +163,10 @@ class OAuthRefreshAuth(httpx.Auth):
         :param stale: stale-token resends of this request so far.
         :return: ``"fail"``, ``"stale"`` (resend with the current token) or ``"refresh"``.
         """
-        if refreshed is not None and sent >= refreshed:
-            return "fail"
         if sent < self.generation:
             return "stale" if stale < MAX_STALE_RESENDS else "fail"
+        if refreshed is not None and sent >= refreshed:
+            return "fail"
         return "refresh"
 
     def _flow(self, request: httpx.Request) -> Generator[httpx.Request | _TokenWanted, Any, None]:

@@ -101,6 +101,39 @@ class TestStaleTokenResend:
         assert server.issued == 3
         assert hook.counters()["token_requests"] == 3
 
+    def test_token_refreshed_for_this_request_then_replaced_is_stale_not_final(self) -> None:
+        """A refreshed for its own 401; while its resend was in flight, B replaced that token too.
+
+        A's second 401 is on a token that is no longer the current one: a stale-token resend (with B's token),
+        not an authentication failure. Before the fix "refreshed for this request" was judged first and A failed
+        (the fault suite's ``oauth_expiry`` abort on a loaded machine, "expired 0 second(s) ago").
+        """
+        server = TokenServer()
+        hook = oauth_hook(server)
+        hook.get_statuses("warm@x.co")  # tok-1
+        resend_inside, b_done = threading.Event(), threading.Event()
+
+        def gate(request: httpx.Request) -> None:
+            is_a = "a%40x.co" in request.url.raw_path.decode()
+            if is_a and request.headers["authorization"] == "Bearer tok-2" and not resend_inside.is_set():
+                resend_inside.set()
+                assert b_done.wait(5)
+
+        server.gate = gate
+        server.expire()  # tok-1 dies: A's first send gets a 401 and A refreshes to tok-2
+        outcome: list[object] = []
+        a = threading.Thread(target=lambda: outcome.append(_run(lambda: hook.get_statuses("a@x.co"))))
+        a.start()
+        assert resend_inside.wait(5)
+        server.expire()  # tok-2 dies while A's resend with it is in flight
+        hook.get_statuses("b@x.co")  # B: 401 on tok-2 -> refresh -> tok-3
+        b_done.set()
+        a.join(5)
+        assert not isinstance(outcome[0], Exception), outcome[0]
+        a_tokens = [tok for path, tok in server.api_requests if "a%40x.co" in path or "a@x.co" in path]
+        assert a_tokens == ["tok-1", "tok-2", "tok-3"]  # refresh, then a stale resend with B's token
+        assert server.issued == 3
+
     def test_many_requests_in_flight_share_one_refresh(self) -> None:
         server = TokenServer()
         hook = oauth_hook(server)
