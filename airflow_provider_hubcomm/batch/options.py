@@ -179,6 +179,11 @@ class BatchWriteOptions(RunOptions):
     """Allow ``SUBSCRIBED`` rows to re-subscribe contacts who opted out (else the guard reads first)."""
     extra_columns: Literal["fail", "ignore"] = "fail"
     """``"fail"``: an unknown input column makes the row invalid; ``"ignore"``: drop it."""
+    state_path: Any = None
+    """Folder of the sync state (local path, URL or ``ObjectStoragePath``): send only rows that are new, changed,
+    or failed or not confirmed last time (:mod:`~airflow_provider_hubcomm.sync`); ``None``: send every row."""
+    full_resync: bool = False
+    """With ``state_path``: ignore the state for this run (send every row) and rebuild it."""
     progress_interval: Annotated[float, BeforeValidator(lambda v: PROGRESS_INTERVAL if v is None else v)] = (
         PROGRESS_INTERVAL
     )

@@ -1,0 +1,216 @@
+"""The sync state of ``BatchWriteStatusesOperator(state_path=...)``: where it lives, how it grows, how it compacts.
+
+The state remembers, per key (subscriber lower-cased, subscription id: the engine's duplicate key), what HubSpot
+answered last for the row this provider sent: the state, channel, legal basis and explanation, whether HubSpot
+**confirmed** it (``ok``: the write's batch operation was ``COMPLETE``) and when. Layout at ``state_path`` (a
+folder; a local path, a URL or an ``ObjectStoragePath``, e.g. ``s3://conn@bucket/hubcomm/state``)::
+
+    state.parquet              the base snapshot: one row per key (written by compaction)
+    journal/<stamp>-<seq>.jsonl  segments written during runs, oldest first by name
+
+Why a journal: a run records what HubSpot confirmed *while it runs*, in bounded steps (:class:`Journal`:
+every ``rows`` recorded rows or ``seconds``, and when the run ends or fails), so a task killed at 90 % and
+retried re-sends at most one step of rows. A segment is written under a ``.tmp`` name and renamed (a
+local rename is atomic; on object stores a segment is one object PUT, and readers ignore ``.tmp`` names), so
+a reader sees whole segments only. Only rows HubSpot confirmed are recorded ``ok``; rows that failed or stayed
+``PENDING`` are recorded not ``ok``, so the next run sends them again whatever the warehouse says. A crash
+therefore never records an unconfirmed row as confirmed: the worst case is re-sending one step (writes set a
+state, so re-sending is harmless).
+
+Reading (:meth:`SyncState.fetch`) copies base and journal into the run's private work folder; the diff
+(:mod:`~airflow_provider_hubcomm.sync.diff`) takes the last entry per key (base first, then segments by name,
+then line order). At the end of a run (:meth:`SyncState.compact`) base and segments are merged by DuckDB into
+a new ``state.parquet`` (written as ``.tmp``, renamed over the old one) and the merged segments are deleted. A
+crash between the two steps leaves segments that repeat the base: harmless, they say the same.
+
+One writer at a time: two runs sharing a ``state_path`` at once would interleave segments (use
+``max_active_runs=1`` on the DAG, as for any sync).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _esc
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_hubcomm.batch.rows import WriteRow
+
+__all__ = ["BASE_NAME", "JOURNAL_DIR", "Journal", "SyncState", "state_root"]
+
+log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
+
+BASE_NAME: Final = "state.parquet"
+JOURNAL_DIR: Final = "journal"
+#: Rows per journal segment (the most a killed run re-sends after its retry).
+CHECKPOINT_ROWS: Final = 5_000
+#: Seconds between journal segments while rows are being confirmed.
+CHECKPOINT_SECONDS: Final = 30.0
+
+
+def state_root(state_path: Any) -> ObjectStoragePath:
+    """Return ``state_path`` as an ``ObjectStoragePath`` (a plain local path becomes ``file://``).
+
+    :param state_path: a local path, a URL or an ``ObjectStoragePath``.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(state_path, ObjectStoragePath):
+        return state_path
+    text = os.fspath(state_path)
+    if "://" not in text:
+        text = "file://" + os.path.abspath(text)
+    return ObjectStoragePath(text)
+
+
+def _stamp() -> str:
+    return f"{time.time_ns():020d}-{os.getpid()}"
+
+
+class SyncState:
+    """The state at ``state_path``, seen from one run whose private work folder is ``workdir``.
+
+    :param state_path: the folder (local path, URL or ``ObjectStoragePath``).
+    :param workdir: a private local folder of this run (removed by the caller).
+    """
+
+    def __init__(self, state_path: Any, workdir: str) -> None:
+        self.root = state_root(state_path)
+        self.workdir = Path(workdir)
+        self.written: list[str] = []  # names of the segments this run wrote
+
+    @property
+    def journal(self) -> ObjectStoragePath:
+        """The journal folder."""
+        return self.root / JOURNAL_DIR
+
+    def fetch(self, *, include: bool = True) -> tuple[str | None, list[str]]:
+        """Copy the base and the journal segments to the work folder; return their local paths.
+
+        :param include: ``False`` (``full_resync``): copy nothing, the run ignores the state.
+        :return: the local base (``None`` when there is none) and the local segments, oldest first.
+        """
+        local = self.workdir / "state"
+        (local / JOURNAL_DIR).mkdir(parents=True, exist_ok=True)
+        if not include:
+            return None, []
+        base = None
+        remote_base = self.root / BASE_NAME
+        if remote_base.exists():
+            base = str(local / BASE_NAME)
+            Path(base).write_bytes(remote_base.read_bytes())
+        segments = []
+        for name in self.segment_names():
+            target = local / JOURNAL_DIR / name
+            target.write_bytes((self.journal / name).read_bytes())
+            segments.append(str(target))
+        return base, segments
+
+    def segment_names(self) -> list[str]:
+        """Return the names of the complete journal segments, oldest first."""
+        if not self.journal.exists():
+            return []
+        return sorted(p.name for p in self.journal.iterdir() if p.name.endswith(".jsonl"))
+
+    def put(self, target: ObjectStoragePath, data: bytes) -> None:
+        """Write ``data`` at ``target`` whole: under a ``.tmp`` name first, then renamed."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{target.name}.tmp"
+        with tmp.open("wb") as fh:
+            fh.write(data)
+        tmp.rename(target)
+
+    def append(self, lines: list[str]) -> None:
+        """Write one journal segment of JSON lines (whole or not at all).
+
+        :param lines: the entries, one JSON object each.
+        """
+        name = f"{_stamp()}-{len(self.written):06d}.jsonl"
+        self.put(self.journal / name, ("\n".join(lines) + "\n").encode())
+        self.written.append(name)
+
+    def compact(self, *, resync: bool, memory_limit: str) -> int:
+        """Merge base and journal into a new base, then delete the merged segments; return the keys kept.
+
+        :param resync: rebuild from this run's segments only (``full_resync``): the old base and older
+            segments are dropped.
+        :param memory_limit: DuckDB's memory limit.
+        """
+        from airflow_provider_hubcomm.sync.diff import connect, state_relation
+
+        names = list(self.written) if resync else self.segment_names()
+        base, segments = (None, []) if resync else self.fetch()
+        if resync:
+            local = self.workdir / "state" / JOURNAL_DIR
+            local.mkdir(parents=True, exist_ok=True)
+            for name in names:
+                (local / name).write_bytes((self.journal / name).read_bytes())
+            segments = [str(local / name) for name in names]
+        out = self.workdir / "new-state.parquet"
+        con = connect(self.workdir, memory_limit)
+        try:
+            relation = state_relation(base, segments)
+            con.execute(f"COPY ({relation}) TO '{_sql_path(out)}' (FORMAT parquet)")
+            kept = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_path(out)}')").fetchone()
+        finally:
+            con.close()
+        self.put(self.root / BASE_NAME, out.read_bytes())
+        stale = set(self.segment_names()) if resync else set(names)
+        for name in sorted(stale):
+            (self.journal / name).unlink()
+        return int(kept[0]) if kept else 0
+
+
+def _sql_path(path: Any) -> str:
+    return str(path).replace("'", "''")
+
+
+class Journal:
+    """Records the rows HubSpot answered, and writes them to the state in bounded steps (the checkpoints).
+
+    The run's accounting calls :meth:`record` for every written or failed row, from the run's thread only.
+
+    :param state: where segments go.
+    :param rows: rows per segment.
+    :param seconds: the longest time recorded rows wait for their segment.
+    """
+
+    def __init__(self, state: SyncState, rows: int = CHECKPOINT_ROWS, seconds: float = CHECKPOINT_SECONDS) -> None:
+        self.state = state
+        self.rows = rows
+        self.seconds = seconds
+        self.lines: list[str] = []
+        self.since = time.monotonic()
+        self.recorded = 0
+
+    def record(self, write: WriteRow, confirmed: bool) -> None:
+        """Note HubSpot's answer for a row sent; write a segment when a step is full.
+
+        :param write: the row sent.
+        :param confirmed: HubSpot confirmed the write (``COMPLETE``); ``False``: failed or not confirmed.
+        """
+        sub, sid, state, channel, basis, expl = write
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.lines.append(
+            f'{{"n":{len(self.lines)},"k":{_esc(sub.lower())},"s":{sid:d},"st":{_esc(state)},"ch":{_esc(channel)}'
+            f',"lb":{json.dumps(basis)},"ex":{json.dumps(expl)},"ok":{"true" if confirmed else "false"}'
+            f',"ts":"{at}"}}'
+        )
+        self.recorded += 1
+        if len(self.lines) >= self.rows or time.monotonic() - self.since >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the recorded rows as one segment (nothing when there are none)."""
+        if self.lines:
+            self.state.append(self.lines)
+            log.info("Sync state: checkpoint of %d rows (%d this run).", len(self.lines), self.recorded)
+            self.lines = []
+        self.since = time.monotonic()
