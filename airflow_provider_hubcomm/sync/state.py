@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _esc
@@ -105,11 +106,11 @@ class SyncState:
         remote_base = self.root / BASE_NAME
         if remote_base.exists():
             base = str(local / BASE_NAME)
-            Path(base).write_bytes(remote_base.read_bytes())
+            _download(remote_base, Path(base))
         segments = []
         for name in self.segment_names():
             target = local / JOURNAL_DIR / name
-            target.write_bytes((self.journal / name).read_bytes())
+            _download(self.journal / name, target)
             segments.append(str(target))
         return base, segments
 
@@ -119,12 +120,16 @@ class SyncState:
             return []
         return sorted(p.name for p in self.journal.iterdir() if p.name.endswith(".jsonl"))
 
-    def put(self, target: ObjectStoragePath, data: bytes) -> None:
-        """Write ``data`` at ``target`` whole: under a ``.tmp`` name first, then renamed."""
+    def put(self, target: ObjectStoragePath, data: bytes | Path) -> None:
+        """Write ``data`` (bytes, or a local file streamed) at ``target`` whole: as ``.tmp``, then renamed."""
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f"{target.name}.tmp"
         with tmp.open("wb") as fh:
-            fh.write(data)
+            if isinstance(data, Path):
+                with data.open("rb") as src:
+                    shutil.copyfileobj(src, fh, _COPY_BUFFER)
+            else:
+                fh.write(data)
         tmp.rename(target)
 
     def append(self, lines: list[str]) -> None:
@@ -151,7 +156,7 @@ class SyncState:
             local = self.workdir / "state" / JOURNAL_DIR
             local.mkdir(parents=True, exist_ok=True)
             for name in names:
-                (local / name).write_bytes((self.journal / name).read_bytes())
+                _download(self.journal / name, local / name)
             segments = [str(local / name) for name in names]
         out = self.workdir / "new-state.parquet"
         con = connect(self.workdir, memory_limit)
@@ -161,11 +166,20 @@ class SyncState:
             kept = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_path(out)}')").fetchone()
         finally:
             con.close()
-        self.put(self.root / BASE_NAME, out.read_bytes())
+        self.put(self.root / BASE_NAME, out)
         stale = set(self.segment_names()) if resync else set(names)
         for name in sorted(stale):
             (self.journal / name).unlink()
         return int(kept[0]) if kept else 0
+
+
+_COPY_BUFFER: Final = 4 * 1024 * 1024
+
+
+def _download(source: ObjectStoragePath, target: Path) -> None:
+    """Copy a file of the state to the work folder, streamed (a base of 100M rows is gigabytes)."""
+    with source.open("rb") as src, target.open("wb") as dst:
+        shutil.copyfileobj(src, dst, _COPY_BUFFER)
 
 
 def _sql_path(path: Any) -> str:
