@@ -17,7 +17,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
+    field_validator,
     model_validator,
 )
 
@@ -184,6 +186,15 @@ class BatchWriteOptions(RunOptions):
     or failed or not confirmed last time (:mod:`~airflow_provider_hubcomm.sync`); ``None``: send every row."""
     full_resync: bool = False
     """With ``state_path``: ignore the state for this run (send every row) and rebuild it."""
+
+    @field_validator("full_resync")
+    @classmethod
+    def _resync_needs_a_state(cls, value: bool, info: ValidationInfo) -> bool:
+        """``full_resync=True`` rebuilds a state: without ``state_path`` it is a mistake, not a no-op."""
+        if value and info.data.get("state_path") is None:
+            raise Invalid(Problem("needs a state_path (full_resync rebuilds the sync state)"))
+        return value
+
     progress_interval: Annotated[float, BeforeValidator(lambda v: PROGRESS_INTERVAL if v is None else v)] = (
         PROGRESS_INTERVAL
     )
