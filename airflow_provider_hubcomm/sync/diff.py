@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import logging
-from json import dumps
 from json.encoder import encode_basestring_ascii as _esc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
@@ -44,6 +43,8 @@ _COLUMNS: Final = (
     "ok: 'BOOLEAN', ts: 'VARCHAR'}"
 )
 _FIELDS: Final = "k, s, st, ch, lb, ex, ok, ts"
+#: Lines per write of the input export.
+_EXPORT_BLOCK: Final = 8192
 
 
 def _q(path: Any) -> str:
@@ -107,14 +108,18 @@ class DiffResult(NamedTuple):
 
 def _export(spool: Spool, path: Path) -> None:
     """Write the spool's rows as JSON lines: ``r`` row number, ``k`` key, ``s`` id and the compared fields."""
+    lines: list[str] = []
+    append = lines.append
     with path.open("w", encoding="utf-8") as fh:
-        write = fh.write
-        for row, w, _ in spool.records():
-            sub, sid, state, channel, basis, expl = w
-            write(
-                f'{{"r":{row:d},"k":{_esc(sub.lower())},"s":{sid:d},"st":{_esc(state)},"ch":{_esc(channel)}'
-                f',"lb":{dumps(basis)},"ex":{dumps(expl)}}}\n'
+        for row, (sub, sid, state, channel, basis, expl), _ in spool.records():
+            append(
+                f'{{"r":{row:d},"k":{_esc(sub.lower())},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
+                f'{"null" if basis is None else _esc(basis)},"ex":{"null" if expl is None else _esc(expl)}}}\n'
             )
+            if len(lines) == _EXPORT_BLOCK:
+                fh.write("".join(lines))
+                lines.clear()
+        fh.write("".join(lines))
 
 
 def diff(

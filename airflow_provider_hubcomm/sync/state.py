@@ -29,7 +29,6 @@ One writer at a time: two runs sharing a ``state_path`` at once would interleave
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -203,6 +202,8 @@ class Journal:
         self.lines: list[str] = []
         self.since = time.monotonic()
         self.recorded = 0
+        self._second = -1
+        self._at = ""
 
     def record(self, write: WriteRow, confirmed: bool) -> None:
         """Note HubSpot's answer for a row sent; write a segment when a step is full.
@@ -211,11 +212,14 @@ class Journal:
         :param confirmed: HubSpot confirmed the write (``COMPLETE``); ``False``: failed or not confirmed.
         """
         sub, sid, state, channel, basis, expl = write
-        at = datetime.now(UTC).isoformat(timespec="seconds")
+        now = int(time.time())
+        if now != self._second:  # one timestamp per second: formatting one per row would cost more than the row
+            self._second, self._at = now, datetime.fromtimestamp(now, UTC).isoformat()
+        at = self._at
         self.lines.append(
-            f'{{"n":{len(self.lines)},"k":{_esc(sub.lower())},"s":{sid:d},"st":{_esc(state)},"ch":{_esc(channel)}'
-            f',"lb":{json.dumps(basis)},"ex":{json.dumps(expl)},"ok":{"true" if confirmed else "false"}'
-            f',"ts":"{at}"}}'
+            f'{{"n":{len(self.lines)},"k":{_esc(sub.lower())},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
+            f'{"null" if basis is None else _esc(basis)},"ex":{"null" if expl is None else _esc(expl)}'
+            f',"ok":{"true" if confirmed else "false"},"ts":"{at}"}}'
         )
         self.recorded += 1
         if len(self.lines) >= self.rows or time.monotonic() - self.since >= self.seconds:
