@@ -92,7 +92,10 @@ class SyncRun:
         from airflow_provider_hubcomm.sync.diff import MEMORY_LIMIT
 
         keys = self.state.compact(resync=self.full_resync, memory_limit=MEMORY_LIMIT)
-        log.info("Sync state at %s: %d keys after this run.", self.shown, keys)
+        if keys is None:
+            log.info("Sync state at %s: nothing new to record.", self.shown)
+        else:
+            log.info("Sync state at %s: %d keys after this run.", self.shown, keys)
         self.journal = None
 
     def close(self) -> None:

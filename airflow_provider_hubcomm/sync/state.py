@@ -140,16 +140,19 @@ class SyncState:
         self.put(self.journal / name, ("\n".join(lines) + "\n").encode())
         self.written.append(name)
 
-    def compact(self, *, resync: bool, memory_limit: str) -> int:
+    def compact(self, *, resync: bool, memory_limit: str) -> int | None:
         """Merge base and journal into a new base, then delete the merged segments; return the keys kept.
 
         :param resync: rebuild from this run's segments only (``full_resync``): the old base and older
             segments are dropped.
         :param memory_limit: DuckDB's memory limit.
+        :return: the keys of the new base; ``None`` when there was nothing to merge (the base is not rewritten).
         """
         from airflow_provider_hubcomm.sync.diff import connect, state_relation
 
         names = list(self.written) if resync else self.segment_names()
+        if not resync and not names:
+            return None
         base, segments = (None, []) if resync else self.fetch()
         if resync:
             local = self.workdir / "state" / JOURNAL_DIR

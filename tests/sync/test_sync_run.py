@@ -37,7 +37,9 @@ def test_first_sync_writes_all_and_an_unchanged_rerun_sends_nothing(tmp_path: Pa
     assert (tmp_path / "state" / BASE_NAME).exists()
     assert _journal(tmp_path) == []  # compacted into the base
     calls, definitions = api.calls, api.definition_reads
+    base = (tmp_path / "state" / BASE_NAME).stat().st_mtime_ns
     again = _sync(api, data, tmp_path)
+    assert (tmp_path / "state" / BASE_NAME).stat().st_mtime_ns == base  # nothing new: the base is not rewritten
     assert (again["written"], again["skipped_by_reason"]["unchanged"], again["requests"]) == (0, 250, 0)
     assert (api.calls, api.definition_reads) == (calls, definitions)  # not even the definitions
     assert again["state"]["unchanged"] == 250
