@@ -6,7 +6,7 @@ answered last for the row this provider sent: the state, channel, legal basis an
 folder; a local path, a URL or an ``ObjectStoragePath``, e.g. ``s3://conn@bucket/hubcomm/state``)::
 
     state.parquet              the base snapshot: one row per key (written by compaction)
-    journal/<stamp>-<seq>.jsonl  segments written during runs, oldest first by name
+    journal/<ns>-<pid>-<n>.jsonl  segments written during runs, oldest first by name
 
 Why a journal: a run records what HubSpot confirmed *while it runs*, in bounded steps (:class:`Journal`:
 every ``rows`` recorded rows or ``seconds``, and when the run ends or fails), so a task killed at 90 % and
@@ -70,12 +70,11 @@ def state_root(state_path: Any) -> ObjectStoragePath:
     return ObjectStoragePath(text)
 
 
-def _stamp() -> str:
-    return f"{time.time_ns():020d}-{os.getpid()}"
-
-
 class SyncState:
     """The state at ``state_path``, seen from one run whose private work folder is ``workdir``.
+
+    Files are copied to ``workdir/state`` once (the base and segments read before the diff, the segments this
+    run writes): the compaction reuses them instead of reading the state again.
 
     :param state_path: the folder (local path, URL or ``ObjectStoragePath``).
     :param workdir: a private local folder of this run (removed by the caller).
@@ -85,11 +84,25 @@ class SyncState:
         self.root = state_root(state_path)
         self.workdir = Path(workdir)
         self.written: list[str] = []  # names of the segments this run wrote
+        self._stamp = 0  # the last segment's time stamp: new names sort after every existing one
 
     @property
     def journal(self) -> ObjectStoragePath:
         """The journal folder."""
         return self.root / JOURNAL_DIR
+
+    @property
+    def local(self) -> Path:
+        """The local copies of the state's files."""
+        return self.workdir / "state"
+
+    def _copy(self, name: str) -> str:
+        """Return the local copy of the state's file ``name`` (``journal/…`` or the base), copied once."""
+        target = self.local / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _download(self.root / name, target)
+        return str(target)
 
     def fetch(self, *, include: bool = True) -> tuple[str | None, list[str]]:
         """Copy the base and the journal segments to the work folder; return their local paths.
@@ -97,21 +110,13 @@ class SyncState:
         :param include: ``False`` (``full_resync``): copy nothing, the run ignores the state.
         :return: the local base (``None`` when there is none) and the local segments, oldest first.
         """
-        local = self.workdir / "state"
-        (local / JOURNAL_DIR).mkdir(parents=True, exist_ok=True)
+        names = self.segment_names()
+        if names:
+            self._stamp = max(self._stamp, int(names[-1][:20]))
         if not include:
             return None, []
-        base = None
-        remote_base = self.root / BASE_NAME
-        if remote_base.exists():
-            base = str(local / BASE_NAME)
-            _download(remote_base, Path(base))
-        segments = []
-        for name in self.segment_names():
-            target = local / JOURNAL_DIR / name
-            _download(self.journal / name, target)
-            segments.append(str(target))
-        return base, segments
+        base = self._copy(BASE_NAME) if (self.root / BASE_NAME).exists() else None
+        return base, [self._copy(f"{JOURNAL_DIR}/{name}") for name in names]
 
     def segment_names(self) -> list[str]:
         """Return the names of the complete journal segments, oldest first."""
@@ -119,25 +124,28 @@ class SyncState:
             return []
         return sorted(p.name for p in self.journal.iterdir() if p.name.endswith(".jsonl"))
 
-    def put(self, target: ObjectStoragePath, data: bytes | Path) -> None:
-        """Write ``data`` (bytes, or a local file streamed) at ``target`` whole: as ``.tmp``, then renamed."""
+    def put(self, target: ObjectStoragePath, data: Path) -> None:
+        """Write the local file ``data`` at ``target`` whole, streamed: as ``.tmp``, then renamed."""
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f"{target.name}.tmp"
-        with tmp.open("wb") as fh:
-            if isinstance(data, Path):
-                with data.open("rb") as src:
-                    shutil.copyfileobj(src, fh, _COPY_BUFFER)
-            else:
-                fh.write(data)
+        with tmp.open("wb") as fh, data.open("rb") as src:
+            shutil.copyfileobj(src, fh, _COPY_BUFFER)
         tmp.rename(target)
 
     def append(self, lines: list[str]) -> None:
         """Write one journal segment of JSON lines (whole or not at all).
 
+        Names start with a time stamp in nanoseconds, never below the newest existing segment's (a clock that
+        went back, or another worker's), then the process id and the run's segment count.
+
         :param lines: the entries, one JSON object each.
         """
-        name = f"{_stamp()}-{len(self.written):06d}.jsonl"
-        self.put(self.journal / name, ("\n".join(lines) + "\n").encode())
+        self._stamp = max(time.time_ns(), self._stamp + 1)
+        name = f"{self._stamp:020d}-{os.getpid()}-{len(self.written):06d}.jsonl"
+        copy = self.local / JOURNAL_DIR / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.put(self.journal / name, copy)
         self.written.append(name)
 
     def compact(self, *, resync: bool, memory_limit: str) -> int | None:
@@ -153,13 +161,10 @@ class SyncState:
         names = list(self.written) if resync else self.segment_names()
         if not resync and not names:
             return None
-        base, segments = (None, []) if resync else self.fetch()
         if resync:
-            local = self.workdir / "state" / JOURNAL_DIR
-            local.mkdir(parents=True, exist_ok=True)
-            for name in names:
-                _download(self.journal / name, local / name)
-            segments = [str(local / name) for name in names]
+            base, segments = None, [self._copy(f"{JOURNAL_DIR}/{name}") for name in names]
+        else:
+            base, segments = self.fetch()
         out = self.workdir / "new-state.parquet"
         con = connect(self.workdir, memory_limit)
         try:
@@ -169,6 +174,8 @@ class SyncState:
         finally:
             con.close()
         self.put(self.root / BASE_NAME, out)
+        self.local.mkdir(parents=True, exist_ok=True)
+        out.replace(self.local / BASE_NAME)  # the local copy follows the new base
         stale = set(self.segment_names()) if resync else set(names)
         for name in sorted(stale):
             (self.journal / name).unlink()

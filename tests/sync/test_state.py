@@ -80,3 +80,15 @@ def test_an_interrupted_compaction_leaves_a_correct_state(tmp_path: Path, monkey
     assert len(list((tmp_path / "state" / JOURNAL_DIR).iterdir())) == 1  # the segment repeats the new base
     writes = [_row("a@x.com", "UNSUBSCRIBED"), _row("b@x.com"), _row("a@x.com")]
     assert _verdicts(tmp_path, state, writes) == [3]  # the last a is SUBSCRIBED: changed; the first is a duplicate
+
+
+def test_new_segments_sort_after_existing_ones_even_if_the_clock_went_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = SyncState(tmp_path / "state", str(tmp_path / "w1"))
+    first.append(['{"n":0}'])
+    monkeypatch.setattr("airflow_provider_hubcomm.sync.state.time.time_ns", lambda: 5)  # another worker's clock
+    second = SyncState(tmp_path / "state", str(tmp_path / "w2"))
+    second.fetch()
+    second.append(['{"n":0}'])
+    assert second.segment_names() == [*first.written, *second.written]
