@@ -52,6 +52,7 @@ __all__ = [
     "RunMode",
     "RunPlan",
     "RunSummary",
+    "SyncStateSummary",
     "TriggerPayload",
     "UnconfirmedReport",
     "WrittenOptOutRecord",
@@ -208,6 +209,17 @@ class BatchSummary(RunCounts):
     failed_rows_path: str | None
 
 
+class SyncStateSummary(TypedDict):
+    """The sync state a run with ``state_path`` used."""
+
+    #: the state's folder (redacted).
+    path: str
+    #: rows skipped because the state holds them unchanged and confirmed.
+    unchanged: int
+    #: ``full_resync``: the state was ignored and rebuilt.
+    resync: bool
+
+
 class RunSummary(BatchSummary):
     """The summary of ``BatchWriteStatusesOperator`` (its XCom ``return_value``)."""
 
@@ -215,6 +227,8 @@ class RunSummary(BatchSummary):
     allow_resubscribe: bool
     unchanged: int
     rows_per_second: float
+    #: only for a run with ``state_path``.
+    state: NotRequired[SyncStateSummary]
 
 
 class OptOutSummary(BatchSummary):

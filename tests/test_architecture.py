@@ -138,7 +138,22 @@ def test_the_hook_knows_nothing_of_batch_runs() -> None:
     graph = import_graph()
     hook_side = {m for m in graph if m.startswith(f"{PACKAGE}.hooks")}
     for module in hook_side:
-        assert not {d for d in graph[module] if d.startswith(f"{PACKAGE}.batch")}, module
+        assert not {d for d in graph[module] if d.startswith((f"{PACKAGE}.batch", f"{PACKAGE}.sync"))}, module
+
+
+def test_a_dag_file_does_not_load_the_sync_nor_duckdb() -> None:
+    """DuckDB is imported when a run has a ``state_path``, never when a DAG file is parsed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator\n"
+        "from airflow_provider_hubcomm.sensors import BatchStatusSensor\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('duckdb', 'airflow_provider_hubcomm.sync'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("name", sorted(_modules()))

@@ -25,6 +25,12 @@ carries the summary. A ``403 MISSING_SCOPES`` from a batch endpoint switches to 
 (``"fail"``); the summary's ``mode`` says which ran. Retrying the task is safe: every write *sets* a state,
 so a rerun converges to the same result.
 
+Incremental sync (``state_path``, :mod:`airflow_provider_hubcomm.sync`): between the validation pass and the
+preflight, the valid rows are de-duplicated exactly and compared with the state of what HubSpot confirmed last
+(DuckDB, out of core); unchanged rows are skipped as ``unchanged`` and cost no request. The account reports
+every answered row to the state's journal, written in bounded checkpoints, and the state is compacted when the
+send pass ends. Rows that are sent go through the guard as usual: the state is never proof of consent.
+
 Re-subscribe guardrail: a ``SUBSCRIBED`` row for a subscription HubSpot has ``UNSUBSCRIBED``, or for a
 contact who opted out of all e-mail of the subscription's brand, would re-subscribe someone who opted out.
 Unless ``allow_resubscribe=True`` such rows are skipped with reason ``resubscribe_not_allowed``; the reads
@@ -47,7 +53,7 @@ from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
 from airflow_provider_hubcomm.batch.pipeline import SendPass
 from airflow_provider_hubcomm.batch.preflight import NamingValidator, Preflight, check_spool, refusal
 from airflow_provider_hubcomm.batch.reasons import Reason, classify_error
-from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
+from airflow_provider_hubcomm.batch.spool import Records, Spool, validate_rows
 from airflow_provider_hubcomm.batch.summary import Progress, check_thresholds, log_summary, summary_text
 from airflow_provider_hubcomm.batch.thresholds import check_validation
 from airflow_provider_hubcomm.batch.write_account import RunAccount
@@ -58,6 +64,7 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.contracts import RunMode, RunSummary
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+    from airflow_provider_hubcomm.sync.run import SyncRun
 
 __all__ = ["BatchAbortedError", "BatchWriteEngine", "BatchWriteOptions", "summary_text"]
 
@@ -98,7 +105,8 @@ class BatchWriteEngine:
         output_dir, name = options.output_dir, options.output_name
         failed_sink = JsonLinesSink(options.failed_rows_path, output_dir=output_dir, kind="failed", name=name)
         written_sink = None if options.dry_run else JsonLinesSink(output_dir=output_dir, kind="written", name=name)
-        account = RunAccount(failed_sink, written_sink, self.hook.redact)
+        sync = self._sync()
+        account = RunAccount(failed_sink, written_sink, self.hook.redact, sync.journal if sync else None)
         skip = options.on_invalid == "skip"
         header_check = functools.partial(check_header, validator)
         requests0, retries0 = self._counters()
@@ -128,13 +136,24 @@ class BatchWriteEngine:
                 failed_sink.discard()  # a refused run leaves no file of e-mail addresses behind
                 raise
             assert spool is not None
-            aborted = self._send(spool, account, size)
+            records: Records = spool
+            if sync is not None:
+                records = sync.prepare(spool)
+                account.skipped["unchanged"] += sync.unchanged
+            if sync is not None and sync.unchanged == sync.kept:  # nothing to send: no request at all
+                account.skipped["duplicate"] += sum(1 for _ in records.records())
+            else:
+                aborted = self._send(records, account, size)
+            if sync is not None:
+                sync.finish()
         except BaseException:
             failed_sink.target = None  # do not leave an empty file behind a run that sent nothing
             raise
         finally:
             if spool is not None:
                 spool.close()
+            if sync is not None:
+                sync.close()
             failed_path = failed_sink.close()
             written_path = written_sink.close() if written_sink is not None else None
         requests1, retries1 = self._counters()
@@ -160,6 +179,8 @@ class BatchWriteEngine:
             written_rows_path=written_path,
             failed_rows_path=failed_path,
         )
+        if sync is not None:
+            summary["state"] = sync.summary()
         log_summary(summary)
         if aborted is not None:
             cause = self.hook.redact(f"{type(aborted).__name__}: {aborted}")
@@ -168,13 +189,26 @@ class BatchWriteEngine:
         check_thresholds(summary, options.max_failed_rows, options.max_failed_ratio)
         return summary
 
+    def _sync(self) -> SyncRun | None:
+        """Open the run's use of the sync state (``None`` without ``state_path``); imports DuckDB's side late."""
+        if self.options.state_path is None:
+            return None
+        from airflow_provider_hubcomm.sync.run import SyncRun
+
+        return SyncRun(
+            self.options.state_path,
+            full_resync=self.options.full_resync,
+            dry_run=self.options.dry_run,
+            redact=self.hook.redact,
+        )
+
     def _counters(self) -> tuple[int, int]:
         counters = self.hook.counters()
         return counters["requests"], counters["retries"]
 
     # -- preflight and send pass -------------------------------------------------------------------------------
 
-    def _preflight(self, spool: Spool) -> tuple[SubscriptionCatalog | None, Preflight, Reason | None]:
+    def _preflight(self, spool: Records) -> tuple[SubscriptionCatalog | None, Preflight, Reason | None]:
         """Read the catalog and check every row's subscription; raise per ``on_invalid``.
 
         :return: the catalog (``None`` when a non-fatal error kept it unreadable), the findings, and the reason
@@ -206,7 +240,7 @@ class BatchWriteEngine:
         self._plan["rows_to_send"] = check.sendable
         return catalog, check, unreadable
 
-    def _send(self, spool: Spool, account: RunAccount, size: BatchSize) -> BaseException | None:
+    def _send(self, spool: Records, account: RunAccount, size: BatchSize) -> BaseException | None:
         """Preflight, then stream the spool through the send pass; return the fatal error when it aborted."""
         try:
             catalog, check, unreadable = self._preflight(spool)

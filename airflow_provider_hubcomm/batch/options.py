@@ -17,7 +17,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
+    field_validator,
     model_validator,
 )
 
@@ -179,6 +181,20 @@ class BatchWriteOptions(RunOptions):
     """Allow ``SUBSCRIBED`` rows to re-subscribe contacts who opted out (else the guard reads first)."""
     extra_columns: Literal["fail", "ignore"] = "fail"
     """``"fail"``: an unknown input column makes the row invalid; ``"ignore"``: drop it."""
+    state_path: Any = None
+    """Folder of the sync state (local path, URL or ``ObjectStoragePath``): send only rows that are new, changed,
+    or failed or not confirmed last time (:mod:`~airflow_provider_hubcomm.sync`); ``None``: send every row."""
+    full_resync: bool = False
+    """With ``state_path``: ignore the state for this run (send every row) and rebuild it."""
+
+    @field_validator("full_resync")
+    @classmethod
+    def _resync_needs_a_state(cls, value: bool, info: ValidationInfo) -> bool:
+        """``full_resync=True`` rebuilds a state: without ``state_path`` it is a mistake, not a no-op."""
+        if value and info.data.get("state_path") is None:
+            raise Invalid(Problem("needs a state_path (full_resync rebuilds the sync state)"))
+        return value
+
     progress_interval: Annotated[float, BeforeValidator(lambda v: PROGRESS_INTERVAL if v is None else v)] = (
         PROGRESS_INTERVAL
     )

@@ -22,7 +22,7 @@ from airflow_provider_hubcomm.rules import SUBSCRIPTION_ID, Problem, RowError
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.rows import WriteRow
-    from airflow_provider_hubcomm.batch.spool import Spool
+    from airflow_provider_hubcomm.batch.spool import Records
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
 
 __all__ = ["NamingValidator", "Preflight", "check_spool", "refusal"]
@@ -112,7 +112,9 @@ class Preflight:
     refused: int = 0
 
 
-def check_spool(spool: Spool, catalog: SubscriptionCatalog | None, needs_read: Callable[[WriteRow], bool]) -> Preflight:
+def check_spool(
+    spool: Records, catalog: SubscriptionCatalog | None, needs_read: Callable[[WriteRow], bool]
+) -> Preflight:
     """Look every distinct subscription id up in the catalog and count the rows to send and to read.
 
     :param spool: the validated rows.
@@ -139,7 +141,7 @@ def check_spool(spool: Spool, catalog: SubscriptionCatalog | None, needs_read: C
     return out
 
 
-def refusal(spool: Spool, check: Preflight, catalog: SubscriptionCatalog) -> HubCommValidationError:
+def refusal(spool: Records, check: Preflight, catalog: SubscriptionCatalog) -> HubCommValidationError:
     """Build the error that stops a run with unknown or inactive subscriptions (``on_invalid="fail"``).
 
     :param spool: the validated rows.

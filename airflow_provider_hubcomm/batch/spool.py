@@ -6,11 +6,12 @@ appended to an anonymous temporary file as pickled blocks of flat values (row nu
 stays bounded whatever the row count: one block of rows, a fixed 8 MB bitmap and a small dictionary.
 
 Duplicates (same subscriber, case-insensitive, and subscription id; the **last** valid row wins) are found
-with a 64-bit hash of the row's key. A bitmap indexed by the hash's low bits records which hashes were seen;
-only a row whose bit is already set (a repeat, or a bitmap collision) is entered in ``last`` (hash -> last
-row number). In the send pass a row is superseded when ``last`` holds its hash with a different row number.
-A bitmap collision only costs a dictionary entry; it cannot mark a row superseded. Two different keys with
-the same 64-bit hash would (probability about 3e-8 for a million distinct keys): accepted and documented.
+exactly. A bitmap indexed by the low bits of the key's hash records which hashes were seen; only a row whose
+bit is already set (a repeat, or a bitmap collision) is entered in ``last`` (full key -> last row number). In
+the send pass a row is superseded when ``last`` holds its key with a different row number. A hash collision
+(bitmap or full 64-bit) only costs a dictionary entry: keys are compared whole, so two distinct rows can never
+be taken for duplicates. A run with a ``state_path`` de-duplicates again, out of core, in its diff
+(:mod:`~airflow_provider_hubcomm.sync.diff`).
 
 The pass also notes which ``column_map`` keys appeared in no row (:attr:`ValidationPass.columns_unseen`, a
 typo in the DAG): a check per row only until each key was seen once, so a normal run pays one falsy test.
@@ -22,11 +23,11 @@ import pickle
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from airflow_provider_hubcomm.batch.rows import RowError, RowValidator, WriteRow
 
-__all__ = ["Spool", "ValidationPass", "validate_rows"]
+__all__ = ["Records", "Spool", "ValidationPass", "validate_rows"]
 
 #: Rows per pickled block (bounded memory in both passes).
 BLOCK_ROWS = 4096
@@ -43,6 +44,15 @@ _make_row: Callable[[type[WriteRow], Iterable[Any]], WriteRow] = tuple.__new__
 InvalidRowHandler = Callable[[int, Mapping[str, Any], list[RowError]], None]
 
 
+class Records(Protocol):
+    """What reads the valid rows of a run: the :class:`Spool`, or the spool seen through a sync diff."""
+
+    rows: int
+
+    def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
+        """Yield ``(row_number, write_row, superseded)`` in input order."""
+
+
 class Spool:
     """Valid rows of one run in an anonymous temporary file, plus the duplicate index.
 
@@ -51,7 +61,7 @@ class Spool:
 
     def __init__(self, directory: str | None = None) -> None:
         self._fh: IO[bytes] = tempfile.TemporaryFile(prefix="hubcomm-spool-", dir=directory)  # noqa: SIM115
-        self.last: dict[int, int] = {}
+        self.last: dict[tuple[str, int], int] = {}
         self.rows = 0
 
     def dump(self, block: list[Any]) -> None:
@@ -78,7 +88,7 @@ class Spool:
             for k in range(0, len(block), _WIDTH):
                 row = block[k]
                 write = _make_row(WriteRow, block[k + 1 : k + _WIDTH])
-                yield row, write, last.get(hash((write[0].lower(), write[1])), row) != row
+                yield row, write, last.get((write[0].lower(), write[1]), row) != row
 
     def close(self) -> None:
         """Delete the temporary file."""
@@ -159,14 +169,14 @@ def validate_rows(
             if not spooling:
                 unspooled += 1
                 continue
-            # hash(write.key), inlined: this loop is the CPU budget of a run.
-            h = hash((write[0].lower(), write[1]))  # type: ignore[union-attr]
-            i = h & mask
+            # write.key, inlined: this loop is the CPU budget of a run.
+            key = (write[0].lower(), write[1])  # type: ignore[union-attr]
+            i = hash(key) & mask
             j = i >> 3
             seen = bitmap[j]
             bit = 1 << (i & 7)
             if seen & bit:
-                last[h] = row_number
+                last[key] = row_number  # type: ignore[index]
             else:
                 bitmap[j] = seen | bit
             append(row_number)

@@ -9,7 +9,7 @@ re-subscribe refused, unknown or inactive subscriptions), chunk results, and its
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_hubcomm.batch.summary import LISTED_SKIPS, Tally
 
@@ -19,7 +19,16 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.rows import RowError, WriteRow
     from airflow_provider_hubcomm.contracts import RunMode, RunPlan, RunSummary
 
-__all__ = ["RunAccount"]
+__all__ = ["AnswerRecorder", "RunAccount"]
+
+_COMPLETE = "COMPLETE"
+
+
+class AnswerRecorder(Protocol):
+    """Told HubSpot's answer for every row sent (the sync state's journal implements it)."""
+
+    def record(self, write: WriteRow, confirmed: bool) -> None:
+        """Note a row sent: ``confirmed`` when its batch operation was ``COMPLETE``, else failed or pending."""
 
 
 class RunAccount(Tally):
@@ -28,12 +37,18 @@ class RunAccount(Tally):
     :param failed_sink: the failed-rows file.
     :param written_sink: the written-rows manifest (``None`` in a dry run).
     :param redact: removes secrets from server text (the hook's ``redact``) before it is stored.
+    :param recorder: told every written or failed row (``None``: nobody).
     """
 
     def __init__(
-        self, failed_sink: JsonLinesSink, written_sink: JsonLinesSink | None, redact: Callable[[str], str] | None = None
+        self,
+        failed_sink: JsonLinesSink,
+        written_sink: JsonLinesSink | None,
+        redact: Callable[[str], str] | None = None,
+        recorder: AnswerRecorder | None = None,
     ) -> None:
         super().__init__(failed_sink, written_sink, redact)
+        self.recorder = recorder
 
     def skip_invalid(self, row: int, raw: Mapping[str, Any], errors: list[RowError]) -> None:
         """Count an invalid row (``on_invalid="skip"``) and list it in the failed-rows file.
@@ -71,6 +86,8 @@ class RunAccount(Tally):
         :param reason: why it failed.
         """
         self._fail(row, write.to_api(), reason)
+        if self.recorder is not None:
+            self.recorder.record(write, False)
 
     def write(self, row: int, write: WriteRow, operation: int, status: str) -> None:
         """Count a written row and add it to the manifest.
@@ -90,6 +107,8 @@ class RunAccount(Tally):
                 "operationStatus": status,
             }
         )
+        if self.recorder is not None:
+            self.recorder.record(write, status == _COMPLETE)
 
     def apply(self, result: ChunkResult) -> None:
         """Account for every row of a finished chunk and for its batch operation.

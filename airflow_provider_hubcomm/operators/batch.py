@@ -87,6 +87,13 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
     Retrying the task is safe: writes set states, so a rerun converges (already written rows answer
     ``NO_STATUS_CHANGE``).
 
+    **Incremental sync.** With ``state_path`` the run keeps, per subscriber and subscription, what HubSpot
+    confirmed last, and sends only rows that are new, changed, or failed or not confirmed last time; the others
+    are skipped as ``unchanged`` and cost no request. The state advances in checkpoints while the run confirms
+    rows, so a killed task's retry sends only what it had not confirmed. Rows sent still pass the re-subscribe
+    guard. Changes made in HubSpot behind the sync are not overwritten until the warehouse row changes;
+    ``full_resync=True`` sends every row once and rebuilds the state (see ``docs/operators.md``).
+
     :param inputs: the rows (templated; an ``XComArg`` works).
     :param column_map: input column -> API field name (templated).
     :param defaults: API field name -> value for rows without it, e.g. ``{"legalBasis": ...}`` (templated).
@@ -113,6 +120,9 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
     :param file_format: input format when the path does not tell: ``csv``, ``jsonl``, ``json``, ``parquet``
         (templated).
     :param extra_columns: ``"fail"`` (an unknown column makes the row invalid) or ``"ignore"``.
+    :param state_path: folder of the sync state: local path, URL or ``ObjectStoragePath`` (templated);
+        ``None``: every row is sent.
+    :param full_resync: with ``state_path``: ignore the state for this run, send every row and rebuild it.
     :param hubcomm_conn_id: the ``hubcomm`` connection to use.
     """
 
@@ -123,6 +133,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         "failed_rows_path",
         "output_dir",
         "file_format",
+        "state_path",
     )
     template_fields_renderers = {"inputs": "json", "column_map": "json", "defaults": "json"}
 
@@ -147,10 +158,14 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         max_invalid_ratio: float | None = None,
         on_missing_batch_scope: Literal["single", "fail"] = "single",
         daily_request_budget: int | None = None,
+        state_path: Any = None,
+        full_resync: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.inputs = self._inputs_xcom = inputs
+        self.state_path = state_path
+        self.full_resync = full_resync
         self.column_map = column_map
         self.defaults = defaults
         self.batch_size = batch_size

@@ -82,3 +82,9 @@ def test_frozen_and_copied_for_the_task_run() -> None:
 def test_unknown_options_are_refused() -> None:
     with pytest.raises(HubCommConfigError, match="batchsize: invalid value 10: is not an option"):
         BatchWriteOptions.model_validate({"batchsize": 10})
+
+
+def test_full_resync_needs_a_state_path() -> None:
+    with pytest.raises(HubCommConfigError, match=r"\nfull_resync: invalid value True: needs a state_path"):
+        BatchWriteOptions(full_resync=True)
+    assert BatchWriteOptions(full_resync=True, state_path="/tmp/state").full_resync

@@ -1,0 +1,113 @@
+"""One run's use of the sync state (``state_path``): diff before the send pass, checkpoints during, compaction after.
+
+:class:`SyncRun` is what the batch engine sees of the sync; the engine knows neither DuckDB nor the layout of
+the state (:mod:`~airflow_provider_hubcomm.sync.state`):
+
+1. :meth:`SyncRun.prepare`, after validation: copy the state to the run's private work folder, diff it with the
+   input (:mod:`~airflow_provider_hubcomm.sync.diff`) and return the rows the run still has to handle (new,
+   changed, or failed or not confirmed last time). ``full_resync`` ignores the state: every row is sent.
+2. During the send pass the run's accounting reports every row HubSpot answered to :attr:`SyncRun.journal`
+   (confirmed or not), which writes the state's journal in bounded steps.
+3. :meth:`SyncRun.finish`, when the send pass ended: the last checkpoint and the compaction into a new base.
+   :meth:`SyncRun.close` always runs: on an error (a killed task raises in its thread too) it writes the rows
+   confirmed so far, so the retry does not send them again, then removes the work folder.
+
+A dry run diffs and reports, and changes nothing in the state. The state is never proof of consent: rows
+that are sent still go through the re-subscribe guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_hubcomm.sync import state as _state
+from airflow_provider_hubcomm.sync.state import Journal, SyncState
+
+if TYPE_CHECKING:
+    from airflow_provider_hubcomm.batch.spool import Spool
+    from airflow_provider_hubcomm.contracts import SyncStateSummary
+    from airflow_provider_hubcomm.sync.diff import SyncedSpool
+
+__all__ = ["SyncRun"]
+
+log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
+
+
+class SyncRun:
+    """The sync state as one batch run uses it.
+
+    :param state_path: the state's folder (local path, URL or ``ObjectStoragePath``).
+    :param full_resync: ignore the state for this run and rebuild it from what this run confirms.
+    :param dry_run: diff only; the state is not changed.
+    :param redact: removes secrets (e.g. credentials in a URL) from the path shown in logs and the summary.
+    :param checkpoint_rows: rows per checkpoint (journal segment; default ``state.CHECKPOINT_ROWS``).
+    :param checkpoint_seconds: the longest time between checkpoints while rows are being confirmed (default
+        ``state.CHECKPOINT_SECONDS``).
+    """
+
+    def __init__(
+        self,
+        state_path: Any,
+        *,
+        full_resync: bool = False,
+        dry_run: bool = False,
+        redact: Any = None,
+        checkpoint_rows: int | None = None,
+        checkpoint_seconds: float | None = None,
+    ) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix="hubcomm-sync-"))  # 0700: it holds e-mail addresses
+        self.state = SyncState(state_path, str(self.workdir))
+        self.full_resync = full_resync
+        self.dry_run = dry_run
+        self.shown = (redact or str)(str(self.state.root))
+        rows = _state.CHECKPOINT_ROWS if checkpoint_rows is None else checkpoint_rows
+        seconds = _state.CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds
+        self.journal = None if dry_run else Journal(self.state, rows, seconds)
+        self.unchanged = 0
+        self.kept = 0
+
+    def prepare(self, spool: Spool) -> SyncedSpool:
+        """Diff the validated rows with the state; return them without the unchanged ones.
+
+        :param spool: the validated rows.
+        """
+        from airflow_provider_hubcomm.sync.diff import SyncedSpool, diff
+
+        base, segments = self.state.fetch(include=not self.full_resync)
+        if self.full_resync:
+            log.info("Sync state at %s ignored for this run (full_resync=True): every row is sent.", self.shown)
+        result = diff(spool, base, segments, self.workdir)
+        self.unchanged, self.kept = result.unchanged, result.kept
+        return SyncedSpool(spool, result.verdicts)
+
+    def finish(self) -> None:
+        """Write the last checkpoint and compact the state (not in a dry run)."""
+        if self.journal is None:
+            return
+        self.journal.flush()
+        from airflow_provider_hubcomm.sync.diff import MEMORY_LIMIT
+
+        keys = self.state.compact(resync=self.full_resync, memory_limit=MEMORY_LIMIT)
+        if keys is None:
+            log.info("Sync state at %s: nothing new to record.", self.shown)
+        else:
+            log.info("Sync state at %s: %d keys after this run.", self.shown, keys)
+        self.journal = None
+
+    def close(self) -> None:
+        """Write the rows confirmed so far (after an error), then remove the work folder."""
+        try:
+            if self.journal is not None:
+                self.journal.flush()
+        except Exception as err:  # do not hide the run's own error; these rows are sent again next run
+            log.warning("Sync state at %s: the last checkpoint could not be written: %s", self.shown, err)
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def summary(self) -> SyncStateSummary:
+        """Return the summary's ``state`` block."""
+        return {"path": self.shown, "unchanged": self.unchanged, "resync": self.full_resync}

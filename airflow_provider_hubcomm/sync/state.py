@@ -1,0 +1,244 @@
+"""The sync state of ``BatchWriteStatusesOperator(state_path=...)``: where it lives, how it grows, how it compacts.
+
+The state remembers, per key (subscriber lower-cased, subscription id: the engine's duplicate key), what HubSpot
+answered last for the row this provider sent: the state, channel, legal basis and explanation, whether HubSpot
+**confirmed** it (``ok``: the write's batch operation was ``COMPLETE``) and when. Layout at ``state_path`` (a
+folder; a local path, a URL or an ``ObjectStoragePath``, e.g. ``s3://conn@bucket/hubcomm/state``)::
+
+    state.parquet              the base snapshot: one row per key (written by compaction)
+    journal/<ns>-<pid>-<n>.jsonl  segments written during runs, oldest first by name
+
+Why a journal: a run records what HubSpot confirmed *while it runs*, in bounded steps (:class:`Journal`:
+every ``rows`` recorded rows or ``seconds``, and when the run ends or fails), so a task killed at 90 % and
+retried re-sends at most one step of rows. A segment is written under a ``.tmp`` name and renamed (a
+local rename is atomic; on object stores a segment is one object PUT, and readers ignore ``.tmp`` names), so
+a reader sees whole segments only. Only rows HubSpot confirmed are recorded ``ok``; rows that failed or stayed
+``PENDING`` are recorded not ``ok``, so the next run sends them again whatever the warehouse says. A crash
+therefore never records an unconfirmed row as confirmed: the worst case is re-sending one step (writes set a
+state, so re-sending is harmless).
+
+Reading (:meth:`SyncState.fetch`) copies base and journal into the run's private work folder; the diff
+(:mod:`~airflow_provider_hubcomm.sync.diff`) takes the last entry per key (base first, then segments by name,
+then line order). At the end of a run (:meth:`SyncState.compact`) base and segments are merged by DuckDB into
+a new ``state.parquet`` (written as ``.tmp``, renamed over the old one) and the merged segments are deleted. A
+crash between the two steps leaves segments that repeat the base: harmless, they say the same.
+
+One writer at a time: two runs sharing a ``state_path`` at once would interleave segments (use
+``max_active_runs=1`` on the DAG, as for any sync).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _esc
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_provider_hubcomm.batch.rows import WriteRow
+
+__all__ = ["BASE_NAME", "JOURNAL_DIR", "Journal", "SyncState", "state_root"]
+
+log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
+
+BASE_NAME: Final = "state.parquet"
+JOURNAL_DIR: Final = "journal"
+#: Rows per journal segment (the most a killed run re-sends after its retry).
+CHECKPOINT_ROWS: Final = 5_000
+#: Seconds between journal segments while rows are being confirmed.
+CHECKPOINT_SECONDS: Final = 30.0
+
+
+def state_root(state_path: Any) -> ObjectStoragePath:
+    """Return ``state_path`` as an ``ObjectStoragePath`` (a plain local path becomes ``file://``).
+
+    :param state_path: a local path, a URL or an ``ObjectStoragePath``.
+    """
+    from airflow.sdk import ObjectStoragePath
+
+    if isinstance(state_path, ObjectStoragePath):
+        return state_path
+    text = os.fspath(state_path)
+    if "://" not in text:
+        text = "file://" + os.path.abspath(text)
+    return ObjectStoragePath(text)
+
+
+class SyncState:
+    """The state at ``state_path``, seen from one run whose private work folder is ``workdir``.
+
+    Files are copied to ``workdir/state`` once (the base and segments read before the diff, the segments this
+    run writes): the compaction reuses them instead of reading the state again.
+
+    :param state_path: the folder (local path, URL or ``ObjectStoragePath``).
+    :param workdir: a private local folder of this run (removed by the caller).
+    """
+
+    def __init__(self, state_path: Any, workdir: str) -> None:
+        self.root = state_root(state_path)
+        self.workdir = Path(workdir)
+        self.written: list[str] = []  # names of the segments this run wrote
+        self._stamp = 0  # the last segment's time stamp: new names sort after every existing one
+
+    @property
+    def journal(self) -> ObjectStoragePath:
+        """The journal folder."""
+        return self.root / JOURNAL_DIR
+
+    @property
+    def local(self) -> Path:
+        """The local copies of the state's files."""
+        return self.workdir / "state"
+
+    def _copy(self, name: str) -> str:
+        """Return the local copy of the state's file ``name`` (``journal/…`` or the base), copied once."""
+        target = self.local / name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _download(self.root / name, target)
+        return str(target)
+
+    def fetch(self, *, include: bool = True) -> tuple[str | None, list[str]]:
+        """Copy the base and the journal segments to the work folder; return their local paths.
+
+        :param include: ``False`` (``full_resync``): copy nothing, the run ignores the state.
+        :return: the local base (``None`` when there is none) and the local segments, oldest first.
+        """
+        names = self.segment_names()
+        if names:
+            self._stamp = max(self._stamp, int(names[-1][:20]))
+        if not include:
+            return None, []
+        base = self._copy(BASE_NAME) if (self.root / BASE_NAME).exists() else None
+        return base, [self._copy(f"{JOURNAL_DIR}/{name}") for name in names]
+
+    def segment_names(self) -> list[str]:
+        """Return the names of the complete journal segments, oldest first."""
+        if not self.journal.exists():
+            return []
+        return sorted(p.name for p in self.journal.iterdir() if p.name.endswith(".jsonl"))
+
+    def put(self, target: ObjectStoragePath, data: Path) -> None:
+        """Write the local file ``data`` at ``target`` whole, streamed: as ``.tmp``, then renamed."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f"{target.name}.tmp"
+        with tmp.open("wb") as fh, data.open("rb") as src:
+            shutil.copyfileobj(src, fh, _COPY_BUFFER)
+        tmp.rename(target)
+
+    def append(self, lines: list[str]) -> None:
+        """Write one journal segment of JSON lines (whole or not at all).
+
+        Names start with a time stamp in nanoseconds, never below the newest existing segment's (a clock that
+        went back, or another worker's), then the process id and the run's segment count.
+
+        :param lines: the entries, one JSON object each.
+        """
+        self._stamp = max(time.time_ns(), self._stamp + 1)
+        name = f"{self._stamp:020d}-{os.getpid()}-{len(self.written):06d}.jsonl"
+        copy = self.local / JOURNAL_DIR / name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.put(self.journal / name, copy)
+        self.written.append(name)
+
+    def compact(self, *, resync: bool, memory_limit: str) -> int | None:
+        """Merge base and journal into a new base, then delete the merged segments; return the keys kept.
+
+        :param resync: rebuild from this run's segments only (``full_resync``): the old base and older
+            segments are dropped.
+        :param memory_limit: DuckDB's memory limit.
+        :return: the keys of the new base; ``None`` when there was nothing to merge (the base is not rewritten).
+        """
+        from airflow_provider_hubcomm.sync.diff import connect, state_relation
+
+        names = list(self.written) if resync else self.segment_names()
+        if not resync and not names:
+            return None
+        if resync:
+            base, segments = None, [self._copy(f"{JOURNAL_DIR}/{name}") for name in names]
+        else:
+            base, segments = self.fetch()
+        out = self.workdir / "new-state.parquet"
+        con = connect(self.workdir, memory_limit)
+        try:
+            relation = state_relation(base, segments)
+            con.execute(f"COPY ({relation}) TO '{_sql_path(out)}' (FORMAT parquet)")
+            kept = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_path(out)}')").fetchone()
+        finally:
+            con.close()
+        self.put(self.root / BASE_NAME, out)
+        self.local.mkdir(parents=True, exist_ok=True)
+        out.replace(self.local / BASE_NAME)  # the local copy follows the new base
+        stale = set(self.segment_names()) if resync else set(names)
+        for name in sorted(stale):
+            (self.journal / name).unlink()
+        return int(kept[0]) if kept else 0
+
+
+_COPY_BUFFER: Final = 4 * 1024 * 1024
+
+
+def _download(source: ObjectStoragePath, target: Path) -> None:
+    """Copy a file of the state to the work folder, streamed (a base of 100M rows is gigabytes)."""
+    with source.open("rb") as src, target.open("wb") as dst:
+        shutil.copyfileobj(src, dst, _COPY_BUFFER)
+
+
+def _sql_path(path: Any) -> str:
+    return str(path).replace("'", "''")
+
+
+class Journal:
+    """Records the rows HubSpot answered, and writes them to the state in bounded steps (the checkpoints).
+
+    The run's accounting calls :meth:`record` for every written or failed row, from the run's thread only.
+
+    :param state: where segments go.
+    :param rows: rows per segment.
+    :param seconds: the longest time recorded rows wait for their segment.
+    """
+
+    def __init__(self, state: SyncState, rows: int = CHECKPOINT_ROWS, seconds: float = CHECKPOINT_SECONDS) -> None:
+        self.state = state
+        self.rows = rows
+        self.seconds = seconds
+        self.lines: list[str] = []
+        self.since = time.monotonic()
+        self.recorded = 0
+        self._second = -1
+        self._at = ""
+
+    def record(self, write: WriteRow, confirmed: bool) -> None:
+        """Note HubSpot's answer for a row sent; write a segment when a step is full.
+
+        :param write: the row sent.
+        :param confirmed: HubSpot confirmed the write (``COMPLETE``); ``False``: failed or not confirmed.
+        """
+        sub, sid, state, channel, basis, expl = write
+        now = int(time.time())
+        if now != self._second:  # one timestamp per second: formatting one per row would cost more than the row
+            self._second, self._at = now, datetime.fromtimestamp(now, UTC).isoformat()
+        at = self._at
+        self.lines.append(
+            f'{{"n":{len(self.lines)},"k":{_esc(sub.lower())},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
+            f'{"null" if basis is None else _esc(basis)},"ex":{"null" if expl is None else _esc(expl)}'
+            f',"ok":{"true" if confirmed else "false"},"ts":"{at}"}}'
+        )
+        self.recorded += 1
+        if len(self.lines) >= self.rows or time.monotonic() - self.since >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the recorded rows as one segment (nothing when there are none)."""
+        if self.lines:
+            self.state.append(self.lines)
+            log.info("Sync state: checkpoint of %d rows (%d this run).", len(self.lines), self.recorded)
+            self.lines = []
+        self.since = time.monotonic()

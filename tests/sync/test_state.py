@@ -1,0 +1,94 @@
+"""The sync state's layout: whole segments only, last entry wins, compaction safe to interrupt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_hubcomm.batch.rows import WriteRow
+from airflow_provider_hubcomm.batch.spool import Spool
+from airflow_provider_hubcomm.sync.diff import SyncedSpool, diff
+from airflow_provider_hubcomm.sync.state import BASE_NAME, JOURNAL_DIR, Journal, SyncState, state_root
+
+
+def _spool(tmp_path: Path, writes: list[WriteRow]) -> Spool:
+    spool = Spool(str(tmp_path))
+    block: list[object] = []
+    for row, write in enumerate(writes, start=1):
+        block.extend([row, *write])
+    spool.dump(block)
+    spool.rows = len(writes)
+    return spool
+
+
+def _row(sub: str, state: str = "SUBSCRIBED", basis: str | None = None) -> WriteRow:
+    return WriteRow(sub, 101, state, "EMAIL", basis, None)
+
+
+def _verdicts(tmp_path: Path, state: SyncState, writes: list[WriteRow]) -> list[int]:
+    """Rows the diff sends, after fetching the state into a fresh work folder."""
+    work = tmp_path / f"work{len(list(tmp_path.iterdir()))}"
+    work.mkdir()
+    state.workdir = work
+    base, segments = state.fetch()
+    spool = _spool(work, writes)
+    result = diff(spool, base, segments, work)
+    try:
+        return [row for row, _, superseded in SyncedSpool(spool, result.verdicts).records() if not superseded]
+    finally:
+        spool.close()
+
+
+def test_a_plain_path_becomes_a_file_url(tmp_path: Path) -> None:
+    assert str(state_root(tmp_path / "s")) == f"file://{tmp_path / 's'}"
+    assert state_root("relative/dir").path.endswith("/relative/dir")
+
+
+def test_last_entry_wins_and_partial_segments_are_ignored(tmp_path: Path) -> None:
+    state = SyncState(tmp_path / "state", str(tmp_path / "work"))
+    journal = Journal(state, rows=2)
+    journal.record(_row("a@x.com"), True)
+    journal.record(_row("b@x.com"), True)  # segment 1
+    journal.record(_row("A@X.com", "UNSUBSCRIBED"), True)
+    journal.record(_row("b@x.com"), False)  # segment 2: a changed, b not confirmed
+    journal.record(_row("c@x.com"), True)
+    journal.flush()
+    (tmp_path / "state" / JOURNAL_DIR / "99999999999999999999-1-000000.jsonl.tmp").write_text("{broken")
+    writes = [_row("a@x.com", "UNSUBSCRIBED"), _row("b@x.com"), _row("c@x.com"), _row("d@x.com")]
+    assert _verdicts(tmp_path, state, writes) == [2, 4]  # b was not confirmed, d is new
+
+
+def test_an_interrupted_compaction_leaves_a_correct_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state = SyncState(tmp_path / "state", str(tmp_path / "work"))
+    journal = Journal(state, rows=1)
+    for sub in ("a@x.com", "b@x.com"):
+        journal.record(_row(sub), True)
+    assert state.compact(resync=False, memory_limit="200MB") == 2
+    journal.record(_row("a@x.com", "UNSUBSCRIBED"), True)
+
+    from airflow.sdk import ObjectStoragePath
+
+    def crash(self: ObjectStoragePath, *args: object, **kwargs: object) -> None:
+        raise OSError("killed between the new base and the journal's cleanup")
+
+    monkeypatch.setattr(ObjectStoragePath, "unlink", crash)
+    with pytest.raises(OSError, match="killed"):
+        state.compact(resync=False, memory_limit="200MB")
+    monkeypatch.undo()
+    assert (tmp_path / "state" / BASE_NAME).exists()
+    assert len(list((tmp_path / "state" / JOURNAL_DIR).iterdir())) == 1  # the segment repeats the new base
+    writes = [_row("a@x.com", "UNSUBSCRIBED"), _row("b@x.com"), _row("a@x.com")]
+    assert _verdicts(tmp_path, state, writes) == [3]  # the last a is SUBSCRIBED: changed; the first is a duplicate
+
+
+def test_new_segments_sort_after_existing_ones_even_if_the_clock_went_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = SyncState(tmp_path / "state", str(tmp_path / "w1"))
+    first.append(['{"n":0}'])
+    monkeypatch.setattr("airflow_provider_hubcomm.sync.state.time.time_ns", lambda: 5)  # another worker's clock
+    second = SyncState(tmp_path / "state", str(tmp_path / "w2"))
+    second.fetch()
+    second.append(['{"n":0}'])
+    assert second.segment_names() == [*first.written, *second.written]
