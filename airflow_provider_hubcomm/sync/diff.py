@@ -21,78 +21,38 @@ import csv
 import logging
 from json.encoder import encode_basestring_ascii as _esc
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Final, Generic, NamedTuple, Protocol, TypeVar
+
+from airflow_provider_hubcomm.sync.duck import MEMORY_LIMIT, connect, q, state_relation
+from airflow_provider_hubcomm.sync.state import StatusFields
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    import duckdb
+R = TypeVar("R", bound=StatusFields)
+R_co = TypeVar("R_co", bound=StatusFields, covariant=True)
 
-    from airflow_provider_hubcomm.batch.rows import WriteRow
-    from airflow_provider_hubcomm.batch.spool import Spool
 
-__all__ = ["DiffResult", "SyncedSpool", "connect", "diff", "state_relation"]
+class RowSource(Protocol[R_co]):
+    """The validated rows of a run, in input order (the batch run's spool is one)."""
+
+    rows: int
+
+    def records(self) -> Iterator[tuple[int, R_co, bool]]:
+        """Yield ``(row_number, row, superseded)``."""
+        ...
+
+    def close(self) -> None:
+        """Release the rows' storage."""
+        ...
+
+
+__all__ = ["MEMORY_LIMIT", "DiffResult", "RowSource", "SyncedSpool", "diff"]
 
 log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
 
-#: DuckDB's memory limit for the diff and the compaction.
-MEMORY_LIMIT: Final = "1500MB"
-
-_COLUMNS: Final = (
-    "{n: 'BIGINT', k: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', ex: 'VARCHAR', "
-    "ok: 'BOOLEAN', ts: 'VARCHAR'}"
-)
-_FIELDS: Final = "k, s, st, ch, lb, ex, ok, ts"
 #: Lines per write of the input export.
 _EXPORT_BLOCK: Final = 8192
-
-
-def _q(path: Any) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def connect(workdir: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
-    """Open an in-memory DuckDB that spills to ``workdir/duckdb-tmp`` within ``memory_limit``.
-
-    :param workdir: the run's private work folder.
-    :param memory_limit: e.g. ``"1500MB"``.
-    """
-    import duckdb
-
-    tmp = workdir / "duckdb-tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(":memory:")
-    con.execute(f"SET memory_limit={_q(memory_limit)}")
-    con.execute(f"SET temp_directory={_q(tmp)}")
-    con.execute("SET threads=2")
-    con.execute("SET preserve_insertion_order=false")
-    return con
-
-
-def state_relation(base: str | None, segments: list[str]) -> str:
-    """Return SQL for the state's last entry per key: base first, then segments by name, then line order.
-
-    :param base: the local base snapshot (Parquet), if any.
-    :param segments: the local journal segments (JSON lines), oldest first.
-    """
-    parts = []
-    if base is not None:
-        parts.append(f"SELECT {_FIELDS}, '' AS seg, 0 AS n FROM read_parquet({_q(base)})")
-    if segments:
-        files = "[" + ", ".join(_q(s) for s in segments) + "]"
-        parts.append(
-            f"SELECT {_FIELDS}, parse_filename(filename) AS seg, n FROM read_json({files}, "
-            f"format='newline_delimited', columns={_COLUMNS}, filename=true)"
-        )
-    if not parts:
-        return (
-            "SELECT NULL::VARCHAR AS k, NULL::BIGINT AS s, NULL::VARCHAR AS st, NULL::VARCHAR AS ch, "
-            "NULL::VARCHAR AS lb, NULL::VARCHAR AS ex, NULL::BOOLEAN AS ok, NULL::VARCHAR AS ts WHERE false"
-        )
-    union = " UNION ALL ".join(parts)
-    return (
-        f"SELECT {_FIELDS} FROM ({union}) QUALIFY row_number() OVER (PARTITION BY k, s ORDER BY seg DESC, n DESC) = 1"
-    )
 
 
 class DiffResult(NamedTuple):
@@ -106,7 +66,7 @@ class DiffResult(NamedTuple):
     unchanged: int
 
 
-def _export(spool: Spool, path: Path) -> None:
+def _export(spool: RowSource[StatusFields], path: Path) -> None:
     """Write the spool's rows as JSON lines: ``r`` row number, ``k`` key, ``s`` id and the compared fields."""
     lines: list[str] = []
     append = lines.append
@@ -123,7 +83,11 @@ def _export(spool: Spool, path: Path) -> None:
 
 
 def diff(
-    spool: Spool, base: str | None, segments: list[str], workdir: Path, memory_limit: str = MEMORY_LIMIT
+    spool: RowSource[StatusFields],
+    base: str | None,
+    segments: list[str],
+    workdir: Path,
+    memory_limit: str = MEMORY_LIMIT,
 ) -> DiffResult:
     """De-duplicate the spool exactly (last row per key wins) and compare it with the state.
 
@@ -138,7 +102,7 @@ def diff(
     _export(spool, rows)
     columns = "{r: 'BIGINT', k: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', ex: 'VARCHAR'}"
     query = f"""
-        WITH inp AS (SELECT * FROM read_json({_q(rows)}, format='newline_delimited', columns={columns})),
+        WITH inp AS (SELECT * FROM read_json({q(rows)}, format='newline_delimited', columns={columns})),
         last AS (SELECT * FROM inp QUALIFY row_number() OVER (PARTITION BY k, s ORDER BY r DESC) = 1),
         state AS ({state_relation(base, segments)})
         SELECT l.r, CASE WHEN t.ok AND t.st = l.st AND t.ch IS NOT DISTINCT FROM l.ch
@@ -149,9 +113,9 @@ def diff(
     """
     con = connect(workdir, memory_limit)
     try:
-        con.execute(f"COPY ({query}) TO {_q(verdicts)} (FORMAT csv, HEADER false)")
+        con.execute(f"COPY ({query}) TO {q(verdicts)} (FORMAT csv, HEADER false)")
         kept, unchanged = con.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE v = 'u') FROM read_csv({_q(verdicts)}, "
+            f"SELECT count(*), count(*) FILTER (WHERE v = 'u') FROM read_csv({q(verdicts)}, "
             "header=false, columns={'r': 'BIGINT', 'v': 'VARCHAR'})"
         ).fetchone() or (0, 0)
     finally:
@@ -161,7 +125,7 @@ def diff(
     return DiffResult(verdicts, int(kept), int(unchanged))
 
 
-class SyncedSpool:
+class SyncedSpool(Generic[R]):
     """The spool seen through the diff: exact duplicates, and ``unchanged`` rows left out.
 
     Has the spool's :meth:`records` (what the preflight and the send pass read), so the engine passes it where
@@ -171,13 +135,13 @@ class SyncedSpool:
     :param verdicts: the diff's verdicts file.
     """
 
-    def __init__(self, spool: Spool, verdicts: Path) -> None:
+    def __init__(self, spool: RowSource[R], verdicts: Path) -> None:
         self.spool = spool
         self.verdicts = verdicts
         self.rows = spool.rows
 
-    def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
-        """Yield ``(row_number, write_row, superseded)`` for every row but the unchanged ones, in input order."""
+    def records(self) -> Iterator[tuple[int, R, bool]]:
+        """Yield ``(row_number, row, superseded)`` for every row but the unchanged ones, in input order."""
         with self.verdicts.open(newline="", encoding="utf-8") as fh:
             verdicts = csv.reader(fh)
             pending = next(verdicts, None)

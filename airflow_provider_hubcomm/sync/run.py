@@ -22,15 +22,17 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_hubcomm.sync import state as _state
 from airflow_provider_hubcomm.sync.state import Journal, SyncState
 
 if TYPE_CHECKING:
-    from airflow_provider_hubcomm.batch.spool import Spool
     from airflow_provider_hubcomm.contracts import SyncStateSummary
-    from airflow_provider_hubcomm.sync.diff import SyncedSpool
+    from airflow_provider_hubcomm.sync.diff import RowSource, SyncedSpool
+    from airflow_provider_hubcomm.sync.state import StatusFields
+
+    R = TypeVar("R", bound=StatusFields)
 
 __all__ = ["SyncRun"]
 
@@ -70,7 +72,7 @@ class SyncRun:
         self.unchanged = 0
         self.kept = 0
 
-    def prepare(self, spool: Spool) -> SyncedSpool:
+    def prepare(self, spool: RowSource[R]) -> SyncedSpool[R]:
         """Diff the validated rows with the state; return them without the unchanged ones.
 
         :param spool: the validated rows.

@@ -18,10 +18,11 @@ therefore never records an unconfirmed row as confirmed: the worst case is re-se
 state, so re-sending is harmless).
 
 Reading (:meth:`SyncState.fetch`) copies base and journal into the run's private work folder; the diff
-(:mod:`~airflow_provider_hubcomm.sync.diff`) takes the last entry per key (base first, then segments by name,
-then line order). At the end of a run (:meth:`SyncState.compact`) base and segments are merged by DuckDB into
-a new ``state.parquet`` (written as ``.tmp``, renamed over the old one) and the merged segments are deleted. A
-crash between the two steps leaves segments that repeat the base: harmless, they say the same.
+(:func:`~airflow_provider_hubcomm.sync.duck.state_relation`) takes the last entry per key (base first, then
+segments by name, then line order). At the end of a run (:meth:`SyncState.compact`) base and segments are
+merged by DuckDB into a new ``state.parquet`` (written as ``.tmp``, renamed over the old one) and the merged
+segments are deleted. A crash between the two steps leaves segments that repeat the base: harmless, they say
+the same.
 
 One writer at a time: two runs sharing a ``state_path`` at once would interleave segments (use
 ``max_active_runs=1`` on the DAG, as for any sync).
@@ -36,16 +37,19 @@ import time
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii as _esc
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider_hubcomm.batch.rows import WriteRow
-
-__all__ = ["BASE_NAME", "JOURNAL_DIR", "Journal", "SyncState", "state_root"]
+__all__ = ["BASE_NAME", "JOURNAL_DIR", "Journal", "StatusFields", "SyncState", "state_root"]
 
 log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
+
+#: One status write as the sync keeps and compares it: subscriber, subscription id, state, channel, legal basis,
+#: explanation. The batch run's ``WriteRow`` is one; the sync package needs nothing else of the batch package
+#: (it sits below it: the engine uses the sync, never the other way round).
+StatusFields: TypeAlias = tuple[str, int, str, str, str | None, str | None]
 
 BASE_NAME: Final = "state.parquet"
 JOURNAL_DIR: Final = "journal"
@@ -156,7 +160,7 @@ class SyncState:
         :param memory_limit: DuckDB's memory limit.
         :return: the keys of the new base; ``None`` when there was nothing to merge (the base is not rewritten).
         """
-        from airflow_provider_hubcomm.sync.diff import connect, state_relation
+        from airflow_provider_hubcomm.sync.duck import connect, state_relation
 
         names = list(self.written) if resync else self.segment_names()
         if not resync and not names:
@@ -215,7 +219,7 @@ class Journal:
         self._second = -1
         self._at = ""
 
-    def record(self, write: WriteRow, confirmed: bool) -> None:
+    def record(self, write: StatusFields, confirmed: bool) -> None:
         """Note HubSpot's answer for a row sent; write a segment when a step is full.
 
         :param write: the row sent.

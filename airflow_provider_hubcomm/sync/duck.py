@@ -1,0 +1,76 @@
+"""DuckDB for the sync package: the connection and the SQL of the state's last entry per key.
+
+The connection keeps within a memory limit and spills inside the run's private folder. This module is imported
+only when a run has a ``state_path``, and DuckDB itself only by :func:`connect`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["MEMORY_LIMIT", "connect", "q", "state_relation"]
+
+#: DuckDB's memory limit for the diff and the compaction.
+MEMORY_LIMIT: Final = "1500MB"
+
+_COLUMNS: Final = (
+    "{n: 'BIGINT', k: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', ex: 'VARCHAR', "
+    "ok: 'BOOLEAN', ts: 'VARCHAR'}"
+)
+_FIELDS: Final = "k, s, st, ch, lb, ex, ok, ts"
+
+
+def q(path: Any) -> str:
+    """Quote ``path`` as an SQL string literal.
+
+    :param path: a path or string.
+    """
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def connect(workdir: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """Open an in-memory DuckDB that spills to ``workdir/duckdb-tmp`` within ``memory_limit``.
+
+    :param workdir: the run's private work folder.
+    :param memory_limit: e.g. ``"1500MB"``.
+    """
+    import duckdb
+
+    tmp = workdir / "duckdb-tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit={q(memory_limit)}")
+    con.execute(f"SET temp_directory={q(tmp)}")
+    con.execute("SET threads=2")
+    con.execute("SET preserve_insertion_order=false")
+    return con
+
+
+def state_relation(base: str | None, segments: list[str]) -> str:
+    """Return SQL for the state's last entry per key: base first, then segments by name, then line order.
+
+    :param base: the local base snapshot (Parquet), if any.
+    :param segments: the local journal segments (JSON lines), oldest first.
+    """
+    parts = []
+    if base is not None:
+        parts.append(f"SELECT {_FIELDS}, '' AS seg, 0 AS n FROM read_parquet({q(base)})")
+    if segments:
+        files = "[" + ", ".join(q(s) for s in segments) + "]"
+        parts.append(
+            f"SELECT {_FIELDS}, parse_filename(filename) AS seg, n FROM read_json({files}, "
+            f"format='newline_delimited', columns={_COLUMNS}, filename=true)"
+        )
+    if not parts:
+        return (
+            "SELECT NULL::VARCHAR AS k, NULL::BIGINT AS s, NULL::VARCHAR AS st, NULL::VARCHAR AS ch, "
+            "NULL::VARCHAR AS lb, NULL::VARCHAR AS ex, NULL::BOOLEAN AS ok, NULL::VARCHAR AS ts WHERE false"
+        )
+    union = " UNION ALL ".join(parts)
+    return (
+        f"SELECT {_FIELDS} FROM ({union}) QUALIFY row_number() OVER (PARTITION BY k, s ORDER BY seg DESC, n DESC) = 1"
+    )
