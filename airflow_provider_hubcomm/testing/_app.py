@@ -108,6 +108,12 @@ def redact_query(query: str) -> str:
     return urlencode([(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in pairs])
 
 
+#: Endpoints that read statuses (counted by ``batch_release_after_reads``).
+READ_ENDPOINTS = frozenset(
+    {"statuses:GET", "unsubscribe_all:GET", "batch_read:POST", "batch_unsubscribe_all_read:POST"}
+)
+
+
 class FakeApp:
     """State, credentials and fault plan of one fake portal; answers parsed HTTP requests.
 
@@ -126,6 +132,8 @@ class FakeApp:
         self.daily_used = 0
         self.lock = threading.Lock()
         self.counters: Counter[str] = Counter()
+        #: Status reads answered while batches were pending (``batch_release_after_reads``).
+        self.reads_while_pending = 0
         #: Entries are tuples in ``LOG_FIELDS`` order (a third of the memory of dicts).
         self.log: deque[tuple[Any, ...]] = deque(maxlen=config.request_log_limit)
 
@@ -315,7 +323,21 @@ class FakeApp:
             resp.drop = True  # the carrier sends the head at most, then closes the connection
             outcome = "dropped_after_write"
         self._record(req, endpoint, resp, outcome, result.n_inputs, result.applied)
+        if cfg.batch_release_after_reads and f"{endpoint}:{req.method}" in READ_ENDPOINTS:
+            self._count_read_while_pending(cfg.batch_release_after_reads)
         return resp
+
+    def _count_read_while_pending(self, release_after: int) -> None:
+        """Count a status read answered while batches are pending; release them all at ``release_after``."""
+        with self.lock:
+            if self.store.pending_writes == 0:
+                self.reads_while_pending = 0
+                return
+            self.reads_while_pending += 1
+            if self.reads_while_pending < release_after:
+                return
+            self.reads_while_pending = 0
+        self.store.release_all()
 
     def _record(
         self, req: HttpRequest, endpoint: str, resp: HttpResponse, outcome: str, n_inputs: int, applied: int

@@ -188,6 +188,9 @@ class FakeConfig:
     :param fault_token_endpoint: apply latency and injected errors to the OAuth token endpoint too.
     :param batch_mode: ``immediate``, ``delayed`` (``PENDING``, visible after ``batch_delay``) or ``cancel``.
     :param batch_delay: seconds until a delayed batch becomes visible.
+    :param batch_release_after_reads: in ``delayed`` mode, pending batches also become visible as soon as the
+        fake has answered this many status reads since they were written (0: by time only). Lets a test see a
+        reader meet ``PENDING`` first and the applied state next, whatever the machine's load.
     :param cancel_rate: probability that a batch write is ``CANCELED`` in ``cancel`` mode.
     :param seed: seed of the single random generator behind every injected fault.
     :param request_log_limit: most recent requests kept in ``request_log``.
@@ -234,6 +237,7 @@ class FakeConfig:
     fault_token_endpoint: bool = False
     batch_mode: str = "immediate"
     batch_delay: float = 2.0
+    batch_release_after_reads: int = 0
     cancel_rate: float = 1.0
     seed: int | None = 0
     request_log_limit: int = 100_000
@@ -259,6 +263,8 @@ class FakeConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.batch_release_after_reads < 0:
+            raise ValueError(f"batch_release_after_reads must be >= 0, got {self.batch_release_after_reads!r}")
         if not (math.isfinite(self.token_ttl) and self.token_ttl > 0):
             raise ValueError(f"token_ttl must be > 0, got {self.token_ttl!r}")
         if not (math.isfinite(self.window_seconds) and self.window_seconds > 0):
@@ -326,6 +332,7 @@ RUNTIME_KNOBS: Final = frozenset(
         "fault_token_endpoint",
         "batch_mode",
         "batch_delay",
+        "batch_release_after_reads",
         "cancel_rate",
         "seed",
         "api_versions",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -117,6 +118,10 @@ class ConsentStore:
                     self.write(w)
                     applied += 1
         return applied
+
+    def release_all(self) -> int:
+        """Apply every pending batch now, whatever its due time; return the number of writes applied."""
+        return self.apply_due(math.inf)
 
     @property
     def pending_writes(self) -> int:

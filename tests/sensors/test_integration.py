@@ -16,10 +16,10 @@ from tests.conftest import TEST_DAGS
 pytestmark = pytest.mark.integration
 
 DAG_FILE = TEST_DAGS / "test_sensor_batch_status.py"
-#: Delayed batches become visible after this many seconds (poke_interval is 1 s). Long enough that the sensor's
-#: first check comes before it even on a loaded 2-core machine running both CI suites (task start-up in
-#: ``dag.test()`` alone can take seconds there), so the tests see the sensor wait, defer or reschedule.
-DELAY = 8.0
+#: Delayed batches: visible once the sensor has read them once (its first check meets PENDING, a later one the
+#: applied state), never by time: a timed delay raced the first check on a loaded 2-core machine (8 s was once
+#: not enough with three suites running). The long delay only bounds a test that would otherwise hang.
+DELAYED = {"batch_mode": "delayed", "batch_delay": 300.0, "batch_release_after_reads": 1}
 
 
 class Run:
@@ -98,7 +98,7 @@ def change_behind_the_back(fake: Any, directory: Path, subscriber: str, subscrip
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
 @pytest.mark.parametrize("batch_mode", ["immediate", "delayed"])
 def test_completes_and_reports_matches(run_dag, hubcomm_fake_factory, deferrable, batch_mode):
-    fake = hubcomm_fake_factory(batch_mode=batch_mode, batch_delay=DELAY)
+    fake = hubcomm_fake_factory(**(DELAYED if batch_mode == "delayed" else {}))
     run = run_dag(fake, deferrable=deferrable, sample_size=10, rows=60)
     assert run.states == {"write": "success", "verify": "success", "report": "success"}
     result = run.xcom["verify"]
@@ -114,7 +114,7 @@ def test_completes_and_reports_matches(run_dag, hubcomm_fake_factory, deferrable
         assert ops["by_status"]["COMPLETE"] == 3
         assert ops["verified_complete_by_read_back"] == [0, 1, 2]
         assert result["checks"] >= 2
-        assert run.seconds >= DELAY
+        assert fake.counters.get("endpoint:batch_read", 0) >= 2  # a check met PENDING, a later one the rows
     assert run.xcom["report"] == {
         "rows_verified": result["rows_verified"],
         "rows_matching": result["rows_matching"],
@@ -183,7 +183,7 @@ def test_status_changed_behind_the_runs_back_is_reported(
 
 
 def test_reschedule_mode_completes_without_memory_between_pokes(run_dag, hubcomm_fake_factory):
-    fake = hubcomm_fake_factory(batch_mode="delayed", batch_delay=DELAY)
+    fake = hubcomm_fake_factory(**DELAYED)
     run = run_dag(fake, mode="reschedule", rows=40)
     assert run.states == {"write": "success", "verify": "success", "report": "success"}
     assert run.tries["verify"] == 1
@@ -198,7 +198,7 @@ def test_rows_of_another_brand_are_read_with_their_brand(run_dag, hubcomm_fake_f
     # Subscription 102 belongs to brand 7: read without businessUnitId=7 its rows are invisible, and the
     # sensor used to wait for them until its timeout.
     subscriptions = [101, {"id": 102, "name": "Brand 7 news", "businessUnitId": 7}, 103]
-    fake = hubcomm_fake_factory(subscriptions=subscriptions, batch_mode="delayed", batch_delay=DELAY)
+    fake = hubcomm_fake_factory(subscriptions=subscriptions, **DELAYED)
     run = run_dag(fake, conn_extra={"business_unit_ids": [7]}, deferrable=deferrable, verify="all", rows=40)
     assert run.states == {"write": "success", "verify": "success", "report": "success"}
     result = run.xcom["verify"]

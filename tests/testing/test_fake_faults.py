@@ -180,6 +180,21 @@ class TestBatchModes:
         assert after == "SUBSCRIBED"
         assert fake.snapshot() == {("a@x.com", 101): "SUBSCRIBED", ("b@x.com", 101): "SUBSCRIBED"}
 
+    def test_delayed_batch_released_by_reads_not_by_time(self, hubcomm_fake_factory: Any) -> None:
+        fake = hubcomm_fake_factory(batch_mode="delayed", batch_delay=3600, batch_release_after_reads=2)
+
+        def read(api: httpx.Client) -> str:
+            return str(api.get(f"{API}/statuses/a%40x.com?channel=EMAIL").json()["results"][0]["status"])
+
+        with client(fake) as api:
+            assert read(api) == "NOT_SPECIFIED"  # no batch pending yet: this read does not count
+            assert api.post(f"{API}/statuses/batch/write", json=batch("a@x.com")).json()["status"] == "PENDING"
+            assert api.post(f"{API}/definitions", json={}).status_code == 405  # not a status read
+            first, second, third = read(api), read(api), read(api)
+        # The second read is answered with the pending state, then the batch is released.
+        assert (first, second, third) == ("NOT_SPECIFIED", "NOT_SPECIFIED", "SUBSCRIBED")
+        assert fake.snapshot() == {("a@x.com", 101): "SUBSCRIBED"}
+
     def test_canceled_batch_is_never_applied(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(batch_mode="cancel")
         with client(fake) as api:
