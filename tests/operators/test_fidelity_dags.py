@@ -94,6 +94,7 @@ def test_a_server_without_v4_serves_every_call(hubcomm_fake_factory, monkeypatch
     assert proof["rows_matching"] == 300
 
 
+@pytest.mark.slow  # 5,000 paced single writes: about 40 s; the provider's own pacing, run with the latest Airflow
 def test_an_account_without_batch_scopes_converges_through_single_writes(hubcomm_fake_factory, monkeypatch, tmp_path):
     fake = hubcomm_fake_factory(batch_scopes=False, requests_per_window=8_000, window_seconds=10.0)
     rows = [(f"s{i}@example.com", 101 + i % 3, "UNSUBSCRIBED") for i in range(5_000)]
