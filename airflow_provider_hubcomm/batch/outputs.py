@@ -165,6 +165,17 @@ class JsonLinesSink:
         self._fh.write(_encode(record) + "\n")
         self.lines += 1
 
+    def write_lines(self, text: str, count: int) -> None:
+        """Append ``count`` records already encoded as JSON lines (each ending in ``\\n``), in one write.
+
+        :param text: the lines, as :meth:`write` would have written them.
+        :param count: how many lines ``text`` holds.
+        """
+        if self._fh is None:
+            self._fh = self._open()
+        self._fh.write(text)
+        self.lines += count
+
     def discard(self) -> None:
         """Close and delete what was written (a run refused before sending anything leaves no file behind).
 

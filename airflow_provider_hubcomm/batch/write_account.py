@@ -8,9 +8,11 @@ re-subscribe refused, unknown or inactive subscriptions), chunk results, and its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from json.encoder import encode_basestring as _esc
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_provider_hubcomm.batch.reasons import NOT_FINAL
 from airflow_provider_hubcomm.batch.summary import LISTED_SKIPS, Tally
 
 if TYPE_CHECKING:
@@ -119,10 +121,33 @@ class RunAccount(Tally):
             self.operation(
                 result.index, op["status"], op["rows"], op["requestedAt"], op["startedAt"], op["completedAt"]
             )
-        for row, write, status in result.written:
-            self.write(row, write, result.index, status)
+        if self.written_inline is None and self.recorder is None:
+            self._write_many(result.written, result.index)
+        else:
+            for row, write, status in result.written:
+                self.write(row, write, result.index, status)
         for row, write, reason in result.failed:
             self.fail(row, write, reason)
+
+    def _write_many(self, written: Sequence[tuple[int, WriteRow, str]], operation: int) -> None:
+        """:meth:`write` for a chunk's rows at once, once the summary's inline list is full and nobody records.
+
+        The manifest lines are encoded here, byte for byte as :meth:`JsonLinesSink.write` encodes the records
+        :meth:`write` builds (compact, ``ensure_ascii=False``), and written in one call.
+        """
+        if not written:
+            return
+        self.written += len(written)
+        self.unconfirmed += sum(1 for _, _, status in written if status in NOT_FINAL)
+        if self.written_sink is not None:
+            text = "".join(
+                [
+                    f'{{"row":{row:d},"subscriberIdString":{_esc(w[0])},"subscriptionId":{w[1]:d},'
+                    f'"statusState":{_esc(w[2])},"operation":{operation:d},"operationStatus":{_esc(status)}}}\n'
+                    for row, w, status in written
+                ]
+            )
+            self.written_sink.write_lines(text, len(written))
 
     def summary(
         self,
