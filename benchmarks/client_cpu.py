@@ -176,11 +176,10 @@ class _TI:
 def child_write(args: argparse.Namespace) -> dict[str, Any]:
     import logging
 
-    from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator
-
     import airflow_provider_hubcomm.batch.engine
     import airflow_provider_hubcomm.batch.sources
     import airflow_provider_hubcomm.hooks.hubcomm  # noqa: F401  (imports are not the run's CPU)
+    from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator
 
     logging.getLogger("airflow_provider_hubcomm").setLevel(logging.WARNING)
     rows = make_rows(args.rows)
@@ -245,7 +244,8 @@ def _run_child(part: str, tree: str, args: argparse.Namespace, env_extra: dict[s
 
 def _revision(tree: str) -> str:
     done = subprocess.run(["git", "-C", tree, "log", "-1", "--format=%h"], capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--", "airflow_provider_hubcomm"], capture_output=True, text=True, check=False)
+    status = ["git", "-C", tree, "status", "--porcelain", "--", "airflow_provider_hubcomm"]
+    dirty = subprocess.run(status, capture_output=True, text=True, check=False)
     return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 

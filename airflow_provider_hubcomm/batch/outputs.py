@@ -166,7 +166,7 @@ class JsonLinesSink:
         self.lines += 1
 
     def write_lines(self, text: str, count: int) -> None:
-        """Append ``count`` records already encoded as JSON lines (each ending in ``\\n``), in one write.
+        """Append ``count`` records already encoded as JSON lines (one per line), in one write.
 
         :param text: the lines, as :meth:`write` would have written them.
         :param count: how many lines ``text`` holds.

@@ -6,6 +6,7 @@ supplies the connection config, the clients, the limiter, the retry policy and t
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -42,6 +43,22 @@ __all__ = ["HubCommExchange"]
 
 #: Answers of a write that are not final yet: returned as they are (the caller reports them unconfirmed).
 _NOT_FINAL = frozenset({"PENDING", "PROCESSING"})
+
+
+@functools.lru_cache(maxsize=1024)
+def _absolute(base: httpx.URL, url: str) -> httpx.URL:
+    """Return ``url`` joined to a client's ``base_url`` exactly as httpx joins it, parsed once per path.
+
+    httpx parses and joins a relative URL again on every request (~150 µs of CPU); the batch engine sends
+    thousands of requests to the same few paths.
+
+    :param base: the client's ``base_url`` (httpx keeps it with a trailing slash).
+    :param url: a path relative to it, or an absolute URL.
+    """
+    merged = httpx.URL(url)
+    if not merged.is_relative_url:
+        return merged
+    return base.copy_with(raw_path=base.raw_path + merged.raw_path.lstrip(b"/"))
 
 
 def _request_kwargs(call: _Call[Any]) -> dict[str, Any]:
@@ -197,7 +214,9 @@ class HubCommExchange:
             if wait > 0:
                 self.retry_policy.sleep(wait)
             with attempt_deadline(self._budget(what)) as budget:
-                response = self.client.request(method, url, timeout=self._timeout(budget), **kwargs)
+                client = self.client
+                target = _absolute(client.base_url, url)
+                response = client.request(method, target, timeout=self._timeout(budget), **kwargs)
             return self._observe(response) if metered else response
 
         return self.retry_policy.call(attempt, deadline=self._retry_deadline())
@@ -218,7 +237,9 @@ class HubCommExchange:
             if wait > 0:
                 await self.retry_policy.asleep(wait)
             async with async_attempt_deadline(self._budget(what), what) as budget:
-                response = await self.async_client.request(method, url, timeout=self._timeout(budget), **kwargs)
+                client = self.async_client
+                target = _absolute(client.base_url, url)
+                response = await client.request(method, target, timeout=self._timeout(budget), **kwargs)
             return self._observe(response) if metered else response
 
         return await self.retry_policy.acall(attempt, deadline=self._retry_deadline())
