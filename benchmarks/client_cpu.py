@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/client_cpu.py [--rows 200000] [--tree /tmp/fast-before --tree .] [--part both]
-        [--batch-size 100] [--repeat 3] [--profile 25]
+        [--batch-size 100] [--repeat 3] [--rounds 1] [--profile 25]
 
 Each case runs in a fresh child process with ``PYTHONPATH`` set to the tree measured (``--tree`` may be given
 several times: the trees run in turn, within one run, for a side-by-side figure). Two parts:
@@ -256,6 +256,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("validate", "write", "both"), default="both")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3, help="repetitions of the validate part (best kept)")
+    parser.add_argument("--rounds", type=int, default=1, help="runs per tree, trees interleaved (best kept)")
     parser.add_argument("--guard", action="store_true", help="keep the re-subscribe guard on (status reads)")
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="print cProfile's top K functions")
     parser.add_argument("--child", choices=("validate", "write"), help=argparse.SUPPRESS)
@@ -269,8 +270,13 @@ def main() -> None:
     load = os.getloadavg()
     print(f"rows {args.rows:,}, batch size {args.batch_size}, {os.cpu_count()} CPUs, load {load[0]:.2f} {load[1]:.2f}")
     if "validate" in parts:
-        for tree in trees:
-            r = _run_child("validate", tree, args, {})
+        best: dict[str, dict[str, Any]] = {}
+        for _ in range(args.rounds):  # trees interleaved, best round kept: the machine's load varies
+            for tree in trees:
+                r = _run_child("validate", tree, args, {})
+                if tree not in best or r["total_s_per_1m"] < best[tree]["total_s_per_1m"]:
+                    best[tree] = r
+        for tree, r in best.items():
             print(
                 f"validate+serialise  {tree} ({_revision(tree)}): CPU s per 1M rows: validate "
                 f"{r['validate_s_per_1m']:.2f} + serialise {r['serialise_s_per_1m']:.2f} = {r['total_s_per_1m']:.2f}"
@@ -282,21 +288,28 @@ def main() -> None:
         sys.path.insert(0, str(HERE))
         from _fakeproc import FakeProcess
 
+        runs: dict[str, list[dict[str, Any]]] = {tree: [] for tree in trees}
         with FakeProcess(requests_per_window=None) as fake:
             conn = fake.connection_json(requests_per_10s=10_000)
-            for tree in trees:
-                fake.reset_counters()
-                fake_cpu0 = fake.cpu_seconds()
-                r = _run_child("write", tree, args, {"AIRFLOW_CONN_HUBCOMM_DEFAULT": conn})
-                fake_cpu = fake.cpu_seconds() - fake_cpu0
-                print(
-                    f"batch write         {tree} ({_revision(tree)}): {r['requests']:,} requests, "
-                    f"written {r['written']:,}, failed {r['failed']:,}, skipped {r['skipped']:,}; "
-                    f"client CPU {r['client_cpu_s']:.2f} s = {r['cpu_ms_per_request']:.2f} ms/request = "
-                    f"{r['cpu_s_per_1m']:.1f} s per 1M rows; wall {r['wall_s']:.1f} s; fake CPU {fake_cpu:.1f} s"
-                )
-                for line in r.get("profile", []):
-                    print("    " + line)
+            for _ in range(args.rounds):
+                for tree in trees:
+                    fake.reset_counters()
+                    fake_cpu0 = fake.cpu_seconds()
+                    r = _run_child("write", tree, args, {"AIRFLOW_CONN_HUBCOMM_DEFAULT": conn})
+                    r["fake_cpu_s"] = fake.cpu_seconds() - fake_cpu0
+                    runs[tree].append(r)
+        for tree, results in runs.items():
+            r = min(results, key=lambda x: x["client_cpu_s"])
+            every = ", ".join(f"{x['cpu_s_per_1m']:.1f}" for x in results)
+            print(
+                f"batch write         {tree} ({_revision(tree)}): {r['requests']:,} requests, "
+                f"written {r['written']:,}, failed {r['failed']:,}, skipped {r['skipped']:,}; "
+                f"client CPU {r['client_cpu_s']:.2f} s = {r['cpu_ms_per_request']:.2f} ms/request = "
+                f"{r['cpu_s_per_1m']:.1f} s per 1M rows (best of {every}); wall {r['wall_s']:.1f} s; "
+                f"fake CPU {r['fake_cpu_s']:.1f} s"
+            )
+            for line in r.get("profile", []):
+                print("    " + line)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,9 @@ class SendPass:
         :param records: ``(row, write, superseded)`` from the spool.
         """
         limit = 2 * self.options.max_concurrency
+        # No read and no refused subscription: a row goes straight to the write buffer (what feed() would do).
+        direct = not self.preflight.problems and not self.options.only_changes and self.options.allow_resubscribe
+        in_flight, size = self.in_flight, self.size
         with ThreadPoolExecutor(self.options.max_concurrency, thread_name_prefix="hubcomm-batch") as pool:
             self.pool = pool
             try:
@@ -96,8 +99,15 @@ class SendPass:
                     if superseded:
                         self.account.skipped["duplicate"] += 1
                         continue
-                    self.feed(row, write)
-                    while len(self.in_flight) >= limit:
+                    if direct and self.abort is None:
+                        buffer = self.buffer
+                        buffer.append((row, write))
+                        if len(buffer) >= size.current:
+                            self.submit_write(buffer)
+                            self.buffer = []
+                    else:
+                        self.feed(row, write)
+                    while len(in_flight) >= limit:
                         self.settle()
                 self.drain()
             except BaseException:

@@ -79,8 +79,11 @@ class NamingValidator(RowValidator):
             self._names[key] = found
         return found
 
-    def validate(self, row_number: int, raw: Mapping[str, Any]) -> WriteRow | list[RowError]:
-        """Validate one raw row after resolving a subscription name in its ``subscriptionId``.
+    def _full_check(self, row_number: int, raw: Mapping[str, Any]) -> WriteRow | list[RowError]:
+        """Resolve a subscription name in ``subscriptionId``, then validate the row with the id.
+
+        A name (a string with a letter) never passes :meth:`RowValidator.validate`'s fast path, so every row
+        naming a subscription arrives here; rows with ids keep the fast path without an extra call per row.
 
         :param row_number: 1-based row number.
         :param raw: column -> value.
@@ -92,8 +95,8 @@ class NamingValidator(RowValidator):
                 resolved = self._resolve(value)
                 if isinstance(resolved, str):
                     return [RowError.of(row_number, SUBSCRIPTION_ID, Problem(resolved), value, source)]
-                raw = {**raw, source: resolved}
-        return RowValidator.validate(self, row_number, raw)
+                return RowValidator.validate(self, row_number, {**raw, source: resolved})
+        return RowValidator._full_check(self, row_number, raw)
 
 
 @dataclass
@@ -119,25 +122,32 @@ def check_spool(
 
     :param spool: the validated rows.
     :param catalog: the account's subscriptions (``None``: unreadable, nothing is refused).
-    :param needs_read: whether a row needs a status read before its write.
+    :param needs_read: whether a row needs a status read before its write; it may depend on the row's
+        subscription id and state only (it is asked once per distinct pair).
     """
     out = Preflight()
-    seen: dict[int, bool] = {}
+    # Rows are counted per (subscription id, state): the catalog is asked once per subscription id (a refusal
+    # depends on it only) and ``needs_read`` once per pair, with the pair's first row.
+    groups: dict[tuple[int, str], list[Any]] = {}
     for _, write, superseded in spool.records():
         if superseded:
             continue
-        sid = write.subscription_id
-        bad = seen.get(sid)
-        if bad is None and catalog is not None:
-            problem = catalog.problem(sid)
-            if problem is not None:
-                out.problems[sid] = problem
-            bad = seen[sid] = problem is not None
-        if bad:
-            out.refused += 1
+        group = groups.get((write[1], write[2]))
+        if group is None:
+            groups[(write[1], write[2])] = [write, 1]
+        else:
+            group[1] += 1
+    problems: dict[int, tuple[str, str] | None] = {}
+    for (sid, _), (write, count) in groups.items():
+        if sid not in problems:
+            problems[sid] = catalog.problem(sid) if catalog is not None else None
+        problem = problems[sid]
+        if problem is not None:
+            out.problems[sid] = problem
+            out.refused += count
             continue
-        out.sendable += 1
-        out.to_read += needs_read(write)
+        out.sendable += count
+        out.to_read += count if needs_read(write) else 0
     return out
 
 

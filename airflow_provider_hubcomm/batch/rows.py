@@ -104,13 +104,25 @@ class WriteRow(NamedTuple):
     def to_json(self) -> str:
         """Return :meth:`to_api` as compact JSON text, about 4x faster than ``json.dumps(row.to_api())``."""
         sub, sid, state, channel, basis, expl = self
-        text = f'{{"subscriberIdString":{_esc(sub)},"subscriptionId":{sid:d},"statusState":{_esc(state)}'
-        text += f',"channel":{_esc(channel)}'
-        if basis is not None:
-            text += f',"legalBasis":{_esc(basis)}'
-        if expl is not None:
-            text += f',"legalBasisExplanation":{_esc(expl)}'
-        return text + "}"
+        tail = _JSON_TAILS.get((state, channel, basis))
+        if tail is None:
+            tail = f',"statusState":{_esc(state)},"channel":{_esc(channel)}'
+            if basis is not None:
+                tail += f',"legalBasis":{_esc(basis)}'
+        if expl is None:
+            return f'{{"subscriberIdString":{_esc(sub)},"subscriptionId":{sid:d}{tail}}}'
+        head = f'{{"subscriberIdString":{_esc(sub)},"subscriptionId":{sid:d}{tail}'
+        return f'{head},"legalBasisExplanation":{_esc(expl)}}}'
+
+
+#: The JSON of the enum fields of :meth:`WriteRow.to_json` for every canonical combination, built once.
+_JSON_TAILS: Final[dict[tuple[str, str, str | None], str]] = {
+    (state, channel, basis): f',"statusState":{_esc(state)},"channel":{_esc(channel)}'
+    + ("" if basis is None else f',"legalBasis":{_esc(basis)}')
+    for state in set(_STATES.values())
+    for channel in set(_CHANNELS.values())
+    for basis in (None, *set(_BASES.values()))
+}
 
 
 def format_errors(errors: Sequence[RowError], total_bad: int, limit: int = 20) -> str:

@@ -85,10 +85,14 @@ class Spool:
                 block = load(fh)
             except EOFError:
                 return
-            for k in range(0, len(block), _WIDTH):
-                row = block[k]
-                write = _make_row(WriteRow, block[k + 1 : k + _WIDTH])
-                yield row, write, last.get((write[0].lower(), write[1]), row) != row
+            values = iter(block)  # zip() of one iterator 7 times cuts the flat block into rows in C
+            if last:
+                for row, sub, sid, state, channel, basis, expl in zip(*(values,) * _WIDTH, strict=True):
+                    write = _make_row(WriteRow, (sub, sid, state, channel, basis, expl))
+                    yield row, write, last.get((sub.lower(), sid), row) != row
+            else:
+                for row, sub, sid, state, channel, basis, expl in zip(*(values,) * _WIDTH, strict=True):
+                    yield row, _make_row(WriteRow, (sub, sid, state, channel, basis, expl)), False
 
     def close(self) -> None:
         """Delete the temporary file."""

@@ -53,3 +53,30 @@ def test_chunk_accounting_writes_the_same_manifest_as_row_by_row() -> None:
     assert fast.unconfirmed == slow.unconfirmed > 0
     fast.rows_read = slow.rows_read = len(writes)
     assert fast.counts() == slow.counts()
+
+
+def test_subscription_names_resolve_in_the_full_check_and_ids_keep_the_fast_path() -> None:
+    from airflow_provider_hubcomm.batch.preflight import NamingValidator
+    from airflow_provider_hubcomm.hooks._catalog import Subscription, SubscriptionCatalog
+
+    loads: list[int] = []
+
+    def catalog() -> SubscriptionCatalog:
+        loads.append(1)
+        return SubscriptionCatalog([Subscription(101, "Newsletter", 0, True), Subscription(102, "News", 0, True)], [0])
+
+    validator = NamingValidator({"sub": "subscriptionId"}, None, "fail", catalog)
+    base = {"subscriberIdString": " A@b.co ", "statusState": "subscribed"}
+    assert validator.validate(1, {**base, "sub": 102}) == ("A@b.co", 102, "SUBSCRIBED", "EMAIL", None, None)
+    assert validator.validate(2, {**base, "sub": "102"}) == ("A@b.co", 102, "SUBSCRIBED", "EMAIL", None, None)
+    assert loads == []  # ids never load the catalog
+    assert validator.validate(3, {**base, "sub": " newsletter "}) == ("A@b.co", 101, "SUBSCRIBED", "EMAIL", None, None)
+    errors = validator.validate(4, {**base, "sub": "Nope"})
+    assert isinstance(errors, list)
+    assert len(errors) == 1
+    assert (errors[0].row, errors[0].field, errors[0].column) == (4, "subscriptionId", "sub")
+    assert "unknown subscription name" in errors[0].message
+    both = validator.validate(5, {"subscriberIdString": "bad", "sub": "News", "statusState": "maybe"})
+    assert isinstance(both, list)
+    assert {e.field for e in both} == {"subscriberIdString", "statusState"}
+    assert len(loads) == 3  # once per distinct name (the hook caches the catalog itself)
