@@ -46,19 +46,6 @@ __all__ = ["HubCommHook"]
 USER_AGENT = f"airflow-provider-hubcomm/{__version__}"
 
 
-class _AnswerCookies(httpx.Cookies):
-    """A client's cookie jar that skips httpx's urllib emulation (~40 µs a request) for answers without cookies."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        """Store the answer's cookies; an answer with no ``Set-Cookie``/``Set-Cookie2`` header has none.
-
-        :param response: the answer.
-        """
-        headers = response.headers
-        if "set-cookie" in headers or "set-cookie2" in headers:
-            super().extract_cookies(response)
-
-
 class HubCommHook(HubCommExchange, HubCommAPIMixin, BaseHook):
     """Talk to HubSpot's Communication Preferences API with one pooled, rate-limited, retrying client.
 
@@ -222,15 +209,12 @@ class HubCommHook(HubCommExchange, HubCommAPIMixin, BaseHook):
         """The pooled sync client (keep-alive, total deadline per attempt, base URL, User-Agent)."""
         client = httpx.Client(transport=self._transport, **self._client_kwargs())
         install_deadlines(client)
-        client._cookies = _AnswerCookies(client.cookies)
         return client
 
     @cached_property
     def async_client(self) -> httpx.AsyncClient:
         """The pooled async client, twin of :attr:`client`."""
-        client = httpx.AsyncClient(transport=self._async_transport, **self._client_kwargs())
-        client._cookies = _AnswerCookies(client.cookies)
-        return client
+        return httpx.AsyncClient(transport=self._async_transport, **self._client_kwargs())
 
     def _default_business_unit(self) -> int | None:
         return self.config.business_unit_id
