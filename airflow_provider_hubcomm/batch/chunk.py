@@ -14,7 +14,8 @@ Reconciliation of a 2xx answer (HubSpot's spec declares 200 with ``errors[]``; 2
 * ``CANCELED``: every row of the request failed.
 
 Batch size by evidence: a 400 whose message says the batch is too large halves the request and resends
-both halves (down to one row); :class:`BatchSize` remembers the working size for the rest of the run.
+both halves (down to one row); :class:`BatchSize` remembers the working size for the rest of the run, and a
+chunk built before HubSpot refused a size is cut to the remembered size before it is sent.
 A ``403 MISSING_SCOPES`` returns the rows unsent in :attr:`ChunkResult.requeue` (the engine falls back to
 single writes).
 """
@@ -194,6 +195,11 @@ def send_chunk(hook: HubCommHook, index: int, rows: list[Row], size: BatchSize) 
     pieces = [rows]
     while pieces:
         piece = pieces.pop()
+        limit = size.current
+        if len(piece) > limit:
+            # Cut before sending: a size HubSpot refused since this chunk was built is not tried again.
+            pieces.extend(reversed([piece[i : i + limit] for i in range(0, len(piece), limit)]))
+            continue
         body = '{"inputs":[' + ",".join([write.to_json() for _, write in piece]) + "]}"
         try:
             response = hook.batch_write_serialized(body.encode())

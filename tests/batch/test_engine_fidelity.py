@@ -302,7 +302,9 @@ class TestAnswers:
         assert summary["plan"]["batch_size_used"] == 25
         assert summary["plan"]["batch_size_reduced"] is True
         assert max(len(w) for w in api.writes) == 25
-        assert summary["requests"] <= 1 + 3 + 10 + 2  # definitions, 100->50->25 twice at most, 10 writes
+        # definitions, the refused 100 and first 50, then 10 writes of at most 25: the second 50 and any chunk
+        # built at 100 before the refusal are cut to 25 before they are sent (was a race: 17 requests under load).
+        assert summary["requests"] == 1 + 2 + 10
 
     def test_other_400_fails_only_its_chunk(self, tmp_path: Path) -> None:
         def override(request: httpx.Request, n: int) -> httpx.Response | None:
