@@ -144,7 +144,7 @@ class TestSharingWithoutConfiguration:
         assert 2 <= cap < 190
         delays = [limiter.reserve() for _ in range(5)]
         # evenly spaced, one window per cap requests; no burst into the room the others also see
-        gaps = [b - a for a, b in zip(delays, delays[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(delays)]
         assert all(g >= (10.0 + limiter.safety) / cap - 1e-9 for g in gaps)
         assert delays[-1] > 0
 
@@ -182,7 +182,9 @@ class TestSharingWithoutConfiguration:
         assert start is not None
         for _ in range(20):
             limiter.observe(report(60))  # well above the reserve, below half: additive growth
-        assert start < limiter.cap < start + 20
+        grown = limiter.cap
+        assert grown is not None
+        assert start < grown < start + 20
         for _ in range(5000):
             limiter.observe(report(180))
         assert limiter.cap == pytest.approx(190.0)
@@ -283,6 +285,6 @@ def test_many_limiters_share_one_budget_with_almost_no_429(clients: int, threads
 
 
 def test_one_limiter_alone_uses_the_whole_budget() -> None:
-    requests, throttled, admitted = simulate(1, 4, 190)
+    _, throttled, admitted = simulate(1, 4, 190)
     assert throttled == 0
     assert admitted >= 0.95 * 190 * 9

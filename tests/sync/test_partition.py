@@ -80,7 +80,7 @@ class TestPartitionOf:
 
 class TestPartitionFilter:
     def test_each_row_goes_to_exactly_one_partition_with_its_row_number(self) -> None:
-        rows = [(n, {"email": f"user{n % 700}@example.com", "x": n}) for n in range(1, 2001)]
+        rows: list[tuple[int, Any]] = [(n, {"email": f"user{n % 700}@example.com", "x": n}) for n in range(1, 2001)]
         rows += [(2001, {"email": None}), (2002, {"email": 42}), (2003, {}), (2004, ["not", "a", "mapping"])]
         filters = [PartitionFilter(i, 5, "email") for i in range(5)]
         kept = [list(f.filter(iter(rows))) for f in filters]
@@ -106,7 +106,7 @@ class TestPartitionFilter:
 
 class TestArguments:
     def test_both_given_is_accepted(self) -> None:
-        options = BatchWriteOptions(partitions="8", partition=7)
+        options = BatchWriteOptions.model_validate({"partitions": "8", "partition": 7})  # templated: text
         assert (options.partitions, options.partition) == (8, 7)
         assert (BatchWriteOptions().partitions, BatchWriteOptions().partition) == (None, None)
 
