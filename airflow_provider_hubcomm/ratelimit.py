@@ -217,8 +217,8 @@ class RateLimiter:
             # usage, plus a fixed step per window that evens the shares out (AIMD's fairness)
             growth = SHARED_FAIRNESS + SHARED_INCREASE * server_max * own / used
             if 4 * remaining > server_max:
-                # far from the limit: up to doubling per window, tapering off as the free part shrinks to a quarter
-                growth += self.cap * min(1.0, (remaining - server_max / 4) / (0.75 * server_max))
+                # far from the limit: up to 2.5 times per window, tapering off as the free part shrinks to a quarter
+                growth += 1.5 * self.cap * min(1.0, (remaining - server_max / 4) / (0.75 * server_max))
             self.cap = min(float(self.limit), self.cap + growth / max(1.0, self.cap))
 
     def observe_throttled(self, wait: float) -> None:
