@@ -196,9 +196,21 @@ class RateLimiter:
                     self._slots.append(now)
             self._share(server_max, remaining, now)
 
+    def _own_started(self, now: float) -> int:
+        """Count this limiter's starts of the last window up to ``now`` (lock held; amortised O(1))."""
+        own = self._own
+        while own and own[0] <= now - self.window - self.safety:
+            own.popleft()
+        ahead = 0
+        for t in reversed(own):  # reserved starts still to come sit at the end
+            if t <= now:
+                break
+            ahead += 1
+        return len(own) - ahead
+
     def _share(self, server_max: int, remaining: int, now: float) -> None:
         """Adapt the sharing cap to one ``Remaining`` report (lock held); see the module's docstring."""
-        own = sum(1 for t in self._own if now - self.window - self.safety < t <= now)
+        own = self._own_started(now)
         foreign = (server_max - remaining) - own
         used = max(1, server_max - remaining)
         reserve = max(2, math.ceil(SHARED_RESERVE * server_max))
