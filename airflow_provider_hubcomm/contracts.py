@@ -44,6 +44,7 @@ __all__ = [
     "OperationsReport",
     "OperationsSummary",
     "OptOutSummary",
+    "PartitionSummary",
     "ReadBackMeta",
     "ReadBackResult",
     "ReadMode",
@@ -220,6 +221,17 @@ class SyncStateSummary(TypedDict):
     resync: bool
 
 
+class PartitionSummary(TypedDict):
+    """The partition a run with ``partitions`` handled."""
+
+    #: this run's partition (``partition``).
+    index: int
+    #: how many partitions there are (``partitions``).
+    count: int
+    #: input rows of the other partitions: read, not this run's rows (not in ``rows_read``).
+    rows_outside: int
+
+
 class RunSummary(BatchSummary):
     """The summary of ``BatchWriteStatusesOperator`` (its XCom ``return_value``)."""
 
@@ -229,6 +241,8 @@ class RunSummary(BatchSummary):
     rows_per_second: float
     #: only for a run with ``state_path``.
     state: NotRequired[SyncStateSummary]
+    #: only for a run with ``partitions``.
+    partition: NotRequired[PartitionSummary]
 
 
 class OptOutSummary(BatchSummary):

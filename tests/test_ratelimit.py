@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
+import random
+from collections import deque
+from collections.abc import Callable
+
 import pytest
 
 from airflow_provider_hubcomm.ratelimit import RateLimiter
@@ -60,7 +67,8 @@ class TestRateLimiter:
         # server says 8 of 10 used, we sent 1: another client used 7
         limiter.observe({"x-hubspot-ratelimit-max": "10", "x-hubspot-ratelimit-remaining": "2"})
         delays = [limiter.reserve() for _ in range(3)]
-        assert delays[:2] == [0.0, 0.0]
+        # never more start at once than the server says remain (a sharing limiter also keeps a reserve and paces)
+        assert sum(d == 0 for d in delays) <= 2
         assert delays[2] > 0
 
     def test_throttle_holds_every_caller(self) -> None:
@@ -103,3 +111,180 @@ def test_daily_remaining_is_kept_from_the_latest_answer_that_sends_it() -> None:
     assert limiter.daily_remaining == 1200
     limiter.observe({"x-hubspot-ratelimit-daily-remaining": "1199"})
     assert limiter.daily_remaining == 1199
+
+
+MAX190 = {"x-hubspot-ratelimit-max": "190", "x-hubspot-ratelimit-interval-milliseconds": "10000"}
+
+
+def report(remaining: int) -> dict[str, str]:
+    return {**MAX190, "x-hubspot-ratelimit-remaining": str(remaining)}
+
+
+class TestSharingWithoutConfiguration:
+    """Several limiters learn one server budget; ``Remaining`` tells each one how much the others use."""
+
+    def test_alone_a_limiter_never_caps_itself_and_bursts_the_whole_budget(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(None, clock=clock)
+        for i in range(1, 60):
+            limiter.reserve()
+            limiter.observe(report(190 - i))  # exactly our own usage: nobody else
+        assert limiter.cap is None
+        assert limiter.limit == 190
+        assert sum(limiter.reserve() == 0 for _ in range(190 - 59)) == 190 - 59
+
+    def test_foreign_usage_turns_on_a_paced_cap(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(None, clock=clock)
+        for _ in range(4):
+            limiter.reserve()
+        limiter.observe(report(190 - 4 - 60))  # 60 requests in the window are somebody else's
+        assert limiter.cap is not None
+        cap = limiter.cap
+        assert 2 <= cap < 190
+        delays = [limiter.reserve() for _ in range(5)]
+        # evenly spaced, one window per cap requests; no burst into the room the others also see
+        gaps = [b - a for a, b in itertools.pairwise(delays)]
+        assert all(g >= (10.0 + limiter.safety) / cap - 1e-9 for g in gaps)
+        assert delays[-1] > 0
+
+    def test_remaining_at_the_reserve_cuts_the_cap_once_per_half_window(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(None, clock=clock)
+        limiter.reserve()
+        limiter.observe(report(100))
+        limiter.cap = 40.0
+        limiter.observe(report(19))  # 10 % of 190 left: cut
+        assert limiter.cap == pytest.approx(32.0)
+        clock.now += 1
+        limiter.observe(report(5))  # the same congestion, seen again: no second cut yet
+        assert limiter.cap == pytest.approx(32.0)
+        clock.now += 5
+        limiter.observe(report(5))
+        assert limiter.cap == pytest.approx(25.6)
+
+    def test_a_429_halves_the_cap(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(None, clock=clock)
+        limiter.reserve()
+        limiter.observe(report(100))
+        limiter.cap = 30.0
+        limiter.observe_throttled(2.0)
+        assert limiter.cap == pytest.approx(15.0)
+        assert limiter.reserve() == pytest.approx(2.0)
+
+    def test_headroom_grows_the_cap_and_the_cap_never_passes_the_budget(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(None, clock=clock)
+        limiter.reserve()
+        limiter.observe(report(100))
+        start = limiter.cap
+        assert start is not None
+        for _ in range(20):
+            limiter.observe(report(60))  # well above the reserve, below half: additive growth
+        grown = limiter.cap
+        assert grown is not None
+        assert start < grown < start + 20
+        for _ in range(5000):
+            limiter.observe(report(180))
+        assert limiter.cap == pytest.approx(190.0)
+
+    def test_cap_is_dropped_after_windows_without_foreign_usage(self) -> None:
+        clock = Clock()
+        limiter = RateLimiter(None, clock=clock)
+        limiter.reserve()
+        limiter.observe(report(100))
+        assert limiter.cap is not None
+        clock.now += 31  # more than three windows later; only our own request is in the window now
+        limiter.reserve()
+        limiter.observe(report(189))
+        assert limiter.cap is None
+
+    def test_a_configured_share_is_still_honoured(self) -> None:
+        limiter = RateLimiter(None, share=0.25, clock=Clock())
+        limiter.observe(MAX190)
+        assert limiter.limit == 47
+
+
+class _Server:
+    """HubSpot's rolling window as the bundled fake counts it (``testing/_auth.py``), on a simulated clock."""
+
+    def __init__(self, budget: int, window: float) -> None:
+        self.budget, self.window = budget, window
+        self.admitted: deque[float] = deque()
+
+    def answer(self, now: float) -> tuple[bool, dict[str, str]]:
+        while self.admitted and self.admitted[0] <= now - self.window:
+            self.admitted.popleft()
+        head = {"x-hubspot-ratelimit-max": str(self.budget), "x-hubspot-ratelimit-interval-milliseconds": "10000"}
+        if len(self.admitted) >= self.budget:
+            retry = max(1, math.ceil(self.admitted[0] + self.window - now))
+            return False, {**head, "x-hubspot-ratelimit-remaining": "0", "retry-after": str(retry)}
+        self.admitted.append(now)
+        return True, {**head, "x-hubspot-ratelimit-remaining": str(self.budget - len(self.admitted))}
+
+
+def simulate(clients: int, threads: int, budget: int, seconds: float = 90.0) -> tuple[int, int, int]:
+    """Run ``clients`` limiters (``threads`` senders each) against one budget on a simulated clock.
+
+    Returns ``(requests, answered 429, admitted before the end)``; deterministic (seeded latencies, no sleeps).
+    """
+    rng = random.Random(7)
+    now = [0.0]
+    events: list[tuple[float, int, Callable[[], None]]] = []
+    order = itertools.count()
+    server = _Server(budget, 10.0)
+    totals = {"requests": 0, "throttled": 0, "admitted": 0}
+
+    def at(t: float, fn: Callable[[], None]) -> None:
+        heapq.heappush(events, (t, next(order), fn))
+
+    def sender(limiter: RateLimiter) -> Callable[[], None]:
+        def loop() -> None:
+            if now[0] < seconds:
+                at(now[0] + limiter.reserve(), send)
+
+        def send() -> None:
+            def arrive() -> None:
+                ok, headers = server.answer(now[0])
+                totals["requests"] += 1
+                totals["admitted"] += ok and now[0] < seconds
+
+                def respond() -> None:
+                    limiter.observe(headers)
+                    if ok:
+                        loop()
+                        return
+                    totals["throttled"] += 1
+                    wait = float(headers["retry-after"])
+                    limiter.observe_throttled(wait)
+                    at(now[0] + wait, loop)
+
+                at(now[0] + 0.05 + 0.05 * rng.random(), respond)
+
+            at(now[0] + 0.01 * rng.random(), arrive)
+
+        return loop
+
+    for _ in range(clients):
+        limiter = RateLimiter(None, clock=lambda: now[0])
+        for _ in range(threads):
+            at(0.5 * rng.random(), sender(limiter))
+    while events:
+        now[0], _, fn = heapq.heappop(events)
+        fn()
+    return totals["requests"], totals["throttled"], totals["admitted"]
+
+
+@pytest.mark.parametrize(("clients", "threads", "budget"), [(4, 2, 190), (8, 2, 190), (16, 2, 190), (16, 4, 100)])
+def test_many_limiters_share_one_budget_with_almost_no_429(clients: int, threads: int, budget: int) -> None:
+    requests, throttled, admitted = simulate(clients, threads, budget)
+    assert throttled <= 0.01 * requests
+    # a fair part of the budget is used (startup included): at least 60 % of 9 windows
+    assert admitted >= 0.6 * budget * 9
+
+
+def test_one_limiter_alone_uses_the_whole_budget() -> None:
+    _, throttled, admitted = simulate(1, 4, 190)
+    assert throttled == 0
+    assert admitted >= 0.95 * 190 * 9

@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.contracts import RunMode, RunSummary
     from airflow_provider_hubcomm.hooks._catalog import SubscriptionCatalog
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+    from airflow_provider_hubcomm.sync.partition import PartitionFilter
     from airflow_provider_hubcomm.sync.run import SyncRun
 
 __all__ = ["BatchAbortedError", "BatchWriteEngine", "BatchWriteOptions", "summary_text"]
@@ -113,9 +114,11 @@ class BatchWriteEngine:
         size = BatchSize(options.batch_size)
         spool: Spool | None = None
         aborted: BaseException | None = None
+        rows = iter_rows(inputs, file_format=options.file_format, on_header=header_check)
+        part = self._partition(validator.subscriber_column)
         try:
             checked = validate_rows(
-                iter_rows(inputs, file_format=options.file_format, on_header=header_check),
+                rows if part is None else part.filter(rows),
                 validator,
                 stop_at_invalid=not skip,
                 on_invalid_row=account.skip_invalid if skip else None,
@@ -181,6 +184,8 @@ class BatchWriteEngine:
         )
         if sync is not None:
             summary["state"] = sync.summary()
+        if part is not None:
+            summary["partition"] = part.summary()
         log_summary(summary)
         if aborted is not None:
             cause = self.hook.redact(f"{type(aborted).__name__}: {aborted}")
@@ -189,16 +194,35 @@ class BatchWriteEngine:
         check_thresholds(summary, options.max_failed_rows, options.max_failed_ratio)
         return summary
 
+    def _partition(self, subscriber_column: str | None) -> PartitionFilter | None:
+        """Return the filter keeping this run's partition of the input (``None`` without ``partitions``)."""
+        options = self.options
+        if options.partitions is None or options.partition is None:
+            return None
+        from airflow_provider_hubcomm.sync.partition import PartitionFilter
+
+        return PartitionFilter(options.partition, options.partitions, subscriber_column)
+
     def _sync(self) -> SyncRun | None:
-        """Open the run's use of the sync state (``None`` without ``state_path``); imports DuckDB's side late."""
-        if self.options.state_path is None:
+        """Open the run's use of the sync state (``None`` without ``state_path``); imports DuckDB's side late.
+
+        With partitions, each partition's state is a sub-folder of ``state_path`` (``partition-0003-of-0016``).
+        """
+        options = self.options
+        if options.state_path is None:
             return None
         from airflow_provider_hubcomm.sync.run import SyncRun
 
+        state_path = options.state_path
+        if options.partitions is not None and options.partition is not None:
+            from airflow_provider_hubcomm.sync.partition import partition_folder
+            from airflow_provider_hubcomm.sync.state import state_root
+
+            state_path = state_root(state_path) / partition_folder(options.partition, options.partitions)
         return SyncRun(
-            self.options.state_path,
-            full_resync=self.options.full_resync,
-            dry_run=self.options.dry_run,
+            state_path,
+            full_resync=options.full_resync,
+            dry_run=options.dry_run,
             redact=self.hook.redact,
         )
 

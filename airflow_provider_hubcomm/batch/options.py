@@ -16,6 +16,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -41,6 +42,7 @@ from airflow_provider_hubcomm.rules import (
     check_business_unit_id,
     whole_number,
 )
+from airflow_provider_hubcomm.sync.partition import MAX_PARTITIONS
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -186,6 +188,28 @@ class BatchWriteOptions(RunOptions):
     or failed or not confirmed last time (:mod:`~airflow_provider_hubcomm.sync`); ``None``: send every row."""
     full_resync: bool = False
     """With ``state_path``: ignore the state for this run (send every row) and rebuild it."""
+
+    partitions: Annotated[int | None, _whole(1, MAX_PARTITIONS)] = None
+    """Split the input into this many partitions by a stable hash of the subscriber (one mapped task each,
+    :mod:`~airflow_provider_hubcomm.sync.partition`); ``None``: no partitioning."""
+    partition: Annotated[int | None, _whole(0, MAX_PARTITIONS - 1), Field(validate_default=True)] = None
+    """With ``partitions``: the partition this run handles (0 to ``partitions - 1``); rows of the others are
+    counted, not handled."""
+
+    @field_validator("partition")
+    @classmethod
+    def _partition_of_partitions(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """``partitions`` and ``partition`` come together, and ``partition`` is one of the ``partitions``."""
+        if "partitions" not in info.data:  # partitions itself is invalid: that error says enough
+            return value
+        count = info.data["partitions"]
+        if count is None and value is not None:
+            raise Invalid(Problem("needs partitions (how many partitions there are)"))
+        if count is not None and value is None:
+            raise Invalid(Problem(f"must be given with partitions={count}: a whole number between 0 and {count - 1}"))
+        if count is not None and value is not None and value >= count:
+            raise Invalid(Problem(f"must be a whole number between 0 and {count - 1} (partitions={count})"))
+        return value
 
     @field_validator("full_resync")
     @classmethod

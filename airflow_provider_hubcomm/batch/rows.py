@@ -198,6 +198,8 @@ class RowValidator:
         self.column_map: dict[str, str] = dict(column_map or {})
         self.extra_columns = extra_columns
         self._sources = self._resolve_sources(self.column_map)
+        #: The input column the subscriber id is read from (``None``: no column gives it).
+        self.subscriber_column: str | None = self._sources[SUBSCRIBER_ID_STRING]
         #: The columns a row may have, in API field order; ``defaults`` below are canonical.
         self.accepted_columns: tuple[str, ...] = tuple(s for s in self._sources.values() if s is not None)
         self._accepted = frozenset(self.accepted_columns)

@@ -94,6 +94,15 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
     guard. Changes made in HubSpot behind the sync are not overwritten until the warehouse row changes;
     ``full_resync=True`` sends every row once and rebuilds the state (see ``docs/operators.md``).
 
+    **Partitions.** ``partitions=n`` with ``partition=i`` makes this task handle the rows whose subscriber hashes
+    to partition ``i`` (:func:`airflow_provider_hubcomm.sync.partition_of`); the others are counted in the
+    summary's ``partition`` block and belong to the other mapped tasks. With ``state_path`` each partition keeps
+    its state in its own sub-folder (``partition-0003-of-0016``)::
+
+        BatchWriteStatusesOperator.partial(task_id="sync", inputs=extract, state_path=state, partitions=8).expand(
+            partition=list(range(8))
+        )
+
     :param inputs: the rows (templated; an ``XComArg`` works).
     :param column_map: input column -> API field name (templated).
     :param defaults: API field name -> value for rows without it, e.g. ``{"legalBasis": ...}`` (templated).
@@ -123,6 +132,10 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
     :param state_path: folder of the sync state: local path, URL or ``ObjectStoragePath`` (templated);
         ``None``: every row is sent.
     :param full_resync: with ``state_path``: ignore the state for this run, send every row and rebuild it.
+    :param partitions: split the input into this many partitions by a stable hash of the subscriber, one
+        mapped task each (templated; 1 to 4,096; see "Partitions" above); ``None``: no partitioning.
+    :param partition: with ``partitions``: the partition this task handles, 0 to ``partitions - 1``
+        (templated; usually the mapped argument: ``.expand(partition=list(range(n)))``).
     :param hubcomm_conn_id: the ``hubcomm`` connection to use.
     """
 
@@ -134,6 +147,8 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         "output_dir",
         "file_format",
         "state_path",
+        "partitions",
+        "partition",
     )
     template_fields_renderers = {"inputs": "json", "column_map": "json", "defaults": "json"}
 
@@ -160,12 +175,16 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         daily_request_budget: int | None = None,
         state_path: Any = None,
         full_resync: bool = False,
+        partitions: int | None = None,
+        partition: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.inputs = self._inputs_xcom = inputs
         self.state_path = state_path
         self.full_resync = full_resync
+        self.partitions = partitions
+        self.partition = partition
         self.column_map = column_map
         self.defaults = defaults
         self.batch_size = batch_size

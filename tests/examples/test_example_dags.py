@@ -235,7 +235,7 @@ def test_large_consent_sync(examples_env, seed_module, hubcomm_fake_factory, mon
     states = task_states(dr)
     partitions = module.PARTITIONS
     assert states == {
-        "extract_partitions": "success",
+        "extract": "success",
         **{("write_partition", i): "success" for i in range(partitions)},
         **{("verify_partition", i): "success" for i in range(partitions)},
         "report": "success",
@@ -251,8 +251,14 @@ def test_large_consent_sync(examples_env, seed_module, hubcomm_fake_factory, mon
         "skipped": expected.skipped,
         "unchanged": expected.unchanged,
     }
-    for s in summaries:
+    for i, s in enumerate(summaries):
         assert s["written"] + s["failed"] + s["skipped"] == s["rows_read"]
+        # the provider's partitioning: each task read the whole extract and kept its own rows
+        assert s["partition"] == {"index": i, "count": partitions, "rows_outside": rows - s["rows_read"]}
+        assert 0 < s["rows_read"] < rows
+    # one sync state per partition, below the example's state folder
+    state_dirs = sorted(p.name for p in Path(module.STATE_PATH).iterdir())
+    assert state_dirs == [f"partition-{i:04d}-of-{partitions:04d}" for i in range(partitions)]
     # The budget split: each mapped task's limiter got budget // pool slots, so nothing was throttled.
     assert fake.counters.get("rate_limited", 0) == 0
 
