@@ -12,8 +12,9 @@ system of that child, ``os.wait4``), its peak RSS and the most disk its work fol
 * ``gen``: write ``input.parquet`` and the state's base ``state/state.parquet``;
 * ``scan``: read the input once, ``SELECT count(*), sum(hash(r, k, s, st, ch, lb, ex))``, with the provider's
   DuckDB connection (``sync.duck.connect``): the unit of the ratios;
-* ``core``: the provider's diff SQL (``sync.diff.verdicts_sql`` and the state relation of ``sync.duck``) with
-  the input read from ``input.parquet``: what the diff costs in DuckDB alone;
+* ``core``: the provider's diff SQL (``sync.diff.verdicts_sql(..., aggregate=True)`` and the state relation of
+  ``sync.duck``) with the input read from ``input.parquet``: what the diff costs in DuckDB alone, were the
+  spool columnar;
 * ``spool``: the input as the validation pass leaves it (the batch run's ``Spool`` format: pickled blocks of
   flat values), in a named file (not a diff figure: validation's side, without validating);
 * ``diff``: **the provider's path**: ``SyncRun(state, dry_run=True).prepare(spool)`` (copy of the base into
@@ -140,6 +141,7 @@ def phase_core(root: Path, rows: int) -> dict[str, Any]:
         f"SELECT {INPUT_COLUMNS} FROM read_parquet({_q(root / 'input.parquet')})",
         str(root / "state" / "state.parquet"),
         [],
+        aggregate=True,  # the input is Parquet: cheap to read twice
     )
     with Timed() as timed:
         con.execute(f"COPY ({query}) TO {_q(out)} (FORMAT csv, HEADER false)")
@@ -187,6 +189,10 @@ def phase_diff(root: Path, rows: int) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="  diff log: %(message)s", stream=sys.stderr)
     spool = _spool(root, rows)
     run = SyncRun(str(root / "state"), dry_run=True)
+    engine_log = logging.getLogger("airflow_provider_hubcomm.batch.engine")  # the diff's export / DuckDB split
+    engine_log.disabled = False
+    engine_log.setLevel(logging.INFO)
+    engine_log.addHandler(logging.StreamHandler(sys.stderr))
     sampler = DiskSampler(run.workdir)
     with Timed() as timed:
         synced = run.prepare(spool)

@@ -98,21 +98,26 @@ _INPUT_COLUMNS: Final = (
 )
 
 
-def verdicts_sql(rows: str, base: str | None, segments: list[str]) -> str:
+def verdicts_sql(rows: str, base: str | None, segments: list[str], *, aggregate: bool = False) -> str:
     """Return SQL for ``(r, v)``, ordered by ``r``: the verdict of each input row that is not unchanged.
-
-    The last row of a key is found by a hash aggregate (``max(r)`` per key) and an equi-join on the row number
-    (row numbers are unique), which reads the input twice: at 10M rows against a 10M-key state this took 31 s of
-    CPU where a ``row_number()`` window took 52 s, with the same peak memory (``benchmarks/RESULTS.md``).
 
     :param rows: SQL of the input relation, columns ``r k s st ch lb ex`` (row number, lower-cased key, ...).
     :param base: the local base snapshot, if any.
     :param segments: the local journal segments, oldest first.
+    :param aggregate: find the last row per key by a hash aggregate (``max(r)`` per key) and a join on the row
+        number (unique) instead of a ``row_number()`` window. It reads ``rows`` twice: cheaper when they are
+        cheap to read (Parquet, 10M x 10M: 31 s CPU against 52 s), dearer when they are JSON lines, as the
+        spool's export is (2M x 2M: 7.5 s against 5.5 s); see ``benchmarks/RESULTS.md``.
     """
+    if aggregate:
+        last = (
+            f"src AS NOT MATERIALIZED ({rows}), last AS (SELECT max(r) AS r FROM src GROUP BY k, s), "
+            "inp AS (SELECT i.*, m.r IS NULL AS dup FROM src i LEFT JOIN last m ON m.r = i.r)"
+        )
+    else:
+        last = f"inp AS (SELECT *, row_number() OVER (PARTITION BY k, s ORDER BY r DESC) > 1 AS dup FROM ({rows}))"
     return f"""
-        WITH src AS NOT MATERIALIZED ({rows}),
-        last AS (SELECT max(r) AS r FROM src GROUP BY k, s),
-        inp AS (SELECT i.*, m.r IS NULL AS dup FROM src i LEFT JOIN last m ON m.r = i.r),
+        WITH {last},
         state AS ({state_relation(base, segments)})
         SELECT l.r, CASE WHEN l.dup THEN 'd' ELSE 's' END AS v
         FROM inp l LEFT JOIN state t ON NOT l.dup AND t.k = l.k AND t.s = l.s
