@@ -53,24 +53,29 @@ def connect(workdir: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyC
 def state_relation(base: str | None, segments: list[str]) -> str:
     """Return SQL for the state's last entry per key: base first, then segments by name, then line order.
 
+    The base holds one row per key (compaction writes it from this relation), so only the journal needs the
+    last-entry window; base rows whose key the journal holds are dropped by an anti join. A state of 100M
+    keys with a small journal is therefore read once, without sorting or partitioning it.
+
     :param base: the local base snapshot (Parquet), if any.
     :param segments: the local journal segments (JSON lines), oldest first.
     """
-    parts = []
-    if base is not None:
-        parts.append(f"SELECT {_FIELDS}, '' AS seg, 0 AS n FROM read_parquet({q(base)})")
-    if segments:
-        files = "[" + ", ".join(q(s) for s in segments) + "]"
-        parts.append(
-            f"SELECT {_FIELDS}, parse_filename(filename) AS seg, n FROM read_json({files}, "
-            f"format='newline_delimited', columns={_COLUMNS}, filename=true)"
-        )
-    if not parts:
+    if base is None and not segments:
         return (
             "SELECT NULL::VARCHAR AS k, NULL::BIGINT AS s, NULL::VARCHAR AS st, NULL::VARCHAR AS ch, "
             "NULL::VARCHAR AS lb, NULL::VARCHAR AS ex, NULL::BOOLEAN AS ok, NULL::VARCHAR AS ts WHERE false"
         )
-    union = " UNION ALL ".join(parts)
+    stored = f"SELECT {_FIELDS} FROM read_parquet({q(base)})" if base is not None else ""
+    if not segments:
+        return stored
+    files = "[" + ", ".join(q(s) for s in segments) + "]"
+    journal = (
+        f"SELECT {_FIELDS} FROM read_json({files}, format='newline_delimited', columns={_COLUMNS}, filename=true) "
+        "QUALIFY row_number() OVER (PARTITION BY k, s ORDER BY parse_filename(filename) DESC, n DESC) = 1"
+    )
+    if base is None:
+        return journal
     return (
-        f"SELECT {_FIELDS} FROM ({union}) QUALIFY row_number() OVER (PARTITION BY k, s ORDER BY seg DESC, n DESC) = 1"
+        f"WITH j AS MATERIALIZED ({journal}) SELECT * FROM j UNION ALL "
+        f"SELECT b.* FROM ({stored}) b ANTI JOIN j ON j.k = b.k AND j.s = b.s"
     )

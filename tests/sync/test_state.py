@@ -92,3 +92,31 @@ def test_new_segments_sort_after_existing_ones_even_if_the_clock_went_back(
     second.fetch()
     second.append(['{"n":0}'])
     assert second.segment_names() == [*first.written, *second.written]
+
+
+def test_the_journal_overrides_the_base_and_every_row_is_accounted_for(tmp_path: Path) -> None:
+    state = SyncState(tmp_path / "state", str(tmp_path / "work"))
+    journal = Journal(state, rows=10)
+    for sub in ("a@x.com", "b@x.com", "c@x.com"):
+        journal.record(_row(sub), True)
+    journal.flush()
+    assert state.compact(resync=False, memory_limit="200MB") == 3  # base: a, b, c SUBSCRIBED, confirmed
+    journal.record(_row("b@x.com", "UNSUBSCRIBED"), True)  # newer than the base: b is now UNSUBSCRIBED
+    journal.record(_row("c@x.com"), False)  # c failed last time: sent again
+    journal.flush()
+    work = tmp_path / "diff"
+    work.mkdir()
+    state.workdir = work
+    base, segments = state.fetch()
+    assert base is not None
+    assert len(segments) == 1
+    writes = [_row("B@x.com"), _row("a@x.com"), _row("b@x.com", "UNSUBSCRIBED"), _row("c@x.com"), _row("d@x.com")]
+    spool = _spool(work, writes)
+    try:
+        result = diff(spool, base, segments, work)
+        seen = [(row, superseded) for row, _, superseded in SyncedSpool(spool, result.verdicts).records()]
+    finally:
+        spool.close()
+    # row 1 is superseded by row 3 (same key, case-insensitive); a and b are unchanged; c and d are sent
+    assert seen == [(1, True), (4, False), (5, False)]
+    assert (result.kept, result.unchanged) == (4, 2)
