@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from airflow_provider_hubcomm.exceptions import HubCommError
-from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_outputs
+from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_names, run_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -123,6 +123,8 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
     :param state_path: folder of the sync state: local path, URL or ``ObjectStoragePath`` (templated);
         ``None``: every row is sent.
     :param full_resync: with ``state_path``: ignore the state for this run, send every row and rebuild it.
+    :param sync_log: with ``state_path``: write the run's sync log (one Parquet row per input row: what was sent,
+        its outcome and reason) under ``<state_path>/log/date=<day>/`` (default ``True``; not in a dry run).
     :param hubcomm_conn_id: the ``hubcomm`` connection to use.
     """
 
@@ -160,12 +162,14 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         daily_request_budget: int | None = None,
         state_path: Any = None,
         full_resync: bool = False,
+        sync_log: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.inputs = self._inputs_xcom = inputs
         self.state_path = state_path
         self.full_resync = full_resync
+        self.sync_log = sync_log
         self.column_map = column_map
         self.defaults = defaults
         self.batch_size = batch_size
@@ -188,7 +192,8 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         """Validate the (rendered) arguments into the run's options, plus the task run's output folder and names."""
         from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 
-        return run_options(self, BatchWriteOptions, context)
+        options = run_options(self, BatchWriteOptions, context)
+        return options.model_copy(update={"task_run": run_names(context)})
 
     def execute(self, context: Context) -> RunSummary:
         """Build the batch run over the hook, run it, and return its summary."""

@@ -47,12 +47,17 @@ class RowSource(Protocol[R_co]):
         ...
 
 
-__all__ = ["MEMORY_LIMIT", "DiffResult", "RowSource", "SyncedSpool", "diff"]
+__all__ = ["EXPORT_COLUMNS", "MEMORY_LIMIT", "DiffResult", "RowSource", "SyncedSpool", "diff"]
 
 log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
 
 #: Lines per write of the input export.
 _EXPORT_BLOCK: Final = 8192
+#: DuckDB's columns of the input export (``sb``: the subscriber as given, when it is not the key).
+EXPORT_COLUMNS: Final = (
+    "{r: 'BIGINT', k: 'VARCHAR', sb: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', "
+    "ex: 'VARCHAR'}"
+)
 
 
 class DiffResult(NamedTuple):
@@ -64,16 +69,23 @@ class DiffResult(NamedTuple):
     kept: int
     #: kept rows the state holds unchanged and confirmed.
     unchanged: int
+    #: the exported rows (JSON lines: :data:`EXPORT_COLUMNS`), kept for the sync log; ``None``: deleted.
+    rows: Path | None = None
 
 
 def _export(spool: RowSource[StatusFields], path: Path) -> None:
-    """Write the spool's rows as JSON lines: ``r`` row number, ``k`` key, ``s`` id and the compared fields."""
+    """Write the spool's rows as JSON lines: ``r`` row number, ``k`` key, ``s`` id and the compared fields.
+
+    ``sb``, the subscriber as given, is written only when it differs from the key (the sync log shows it).
+    """
     lines: list[str] = []
     append = lines.append
     with path.open("w", encoding="utf-8") as fh:
         for row, (sub, sid, state, channel, basis, expl), _ in spool.records():
+            key = sub.lower()
+            given = "" if key == sub else f',"sb":{_esc(sub)}'
             append(
-                f'{{"r":{row:d},"k":{_esc(sub.lower())},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
+                f'{{"r":{row:d},"k":{_esc(key)}{given},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
                 f'{"null" if basis is None else _esc(basis)},"ex":{"null" if expl is None else _esc(expl)}}}\n'
             )
             if len(lines) == _EXPORT_BLOCK:
@@ -88,6 +100,8 @@ def diff(
     segments: list[str],
     workdir: Path,
     memory_limit: str = MEMORY_LIMIT,
+    *,
+    keep_rows: bool = False,
 ) -> DiffResult:
     """De-duplicate the spool exactly (last row per key wins) and compare it with the state.
 
@@ -96,11 +110,12 @@ def diff(
     :param segments: the local journal segments, oldest first.
     :param workdir: the run's private work folder.
     :param memory_limit: DuckDB's memory limit.
+    :param keep_rows: keep the export of the rows (``DiffResult.rows``) for the sync log.
     """
     rows = workdir / "input.jsonl"
     verdicts = workdir / "verdicts.csv"
     _export(spool, rows)
-    columns = "{r: 'BIGINT', k: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', ex: 'VARCHAR'}"
+    columns = EXPORT_COLUMNS
     query = f"""
         WITH inp AS (SELECT * FROM read_json({q(rows)}, format='newline_delimited', columns={columns})),
         last AS (SELECT * FROM inp QUALIFY row_number() OVER (PARTITION BY k, s ORDER BY r DESC) = 1),
@@ -120,9 +135,10 @@ def diff(
         ).fetchone() or (0, 0)
     finally:
         con.close()
-    rows.unlink()
+    if not keep_rows:
+        rows.unlink()
     log.info("Sync state: %d distinct rows, %d unchanged since the last confirmed sync.", kept, unchanged)
-    return DiffResult(verdicts, int(kept), int(unchanged))
+    return DiffResult(verdicts, int(kept), int(unchanged), rows if keep_rows else None)
 
 
 class SyncedSpool(Generic[R]):
