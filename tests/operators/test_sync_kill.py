@@ -47,6 +47,7 @@ def _child(fake: Any, conf: dict[str, str]) -> subprocess.Popen[str]:
         "PYTHONPATH": str(ROOT),
         "AIRFLOW_CONN_HUBCOMM_DEFAULT": fake.connection_json(requests_per_10s=10_000, max_retries=2),
         "HUBCOMM_TEST_CHECKPOINT_ROWS": str(STEP),
+        "TMPDIR": conf["tmp"],  # the killed run's work folder (e-mail addresses) goes with the test's
     }
     return subprocess.Popen(
         [sys.executable, str(TEST_DAGS / "test_ops_sync_kill.py"), json.dumps(conf)],
@@ -96,6 +97,8 @@ def test_a_killed_sync_retried_sends_only_what_was_not_confirmed(
     rows = _input(tmp_path / "in.csv")
     state = tmp_path / "state"
     conf = {"path": str(tmp_path / "in.csv"), "state": str(state), "out": str(tmp_path / "out")}
+    (tmp_path / "tmp").mkdir()
+    conf["tmp"] = str(tmp_path / "tmp")
 
     child = _child(fake, conf)
     deadline = time.monotonic() + CHILD_TIMEOUT
