@@ -48,7 +48,7 @@ class SyncRun:
     :param full_resync: ignore the state for this run and rebuild it from what this run confirms.
     :param dry_run: diff only; the state is not changed.
     :param redact: removes secrets (e.g. credentials in a URL) from the path shown in logs and the summary.
-    :param checkpoint_rows: rows per checkpoint (journal segment; default ``state.CHECKPOINT_ROWS``).
+    :param checkpoint_rows: the most rows per checkpoint (journal segment; default ``state.CHECKPOINT_ROWS``).
     :param checkpoint_seconds: the longest time between checkpoints while rows are being confirmed (default
         ``state.CHECKPOINT_SECONDS``).
     :param sync_log: write the run's sync log (never in a dry run).
