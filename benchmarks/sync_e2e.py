@@ -201,13 +201,29 @@ def kill_phase(fake: Any, args: dict[str, Any], rows: int) -> dict[str, Any]:
     }
 
 
+def sync_phases(root: Path, results: dict[str, Any], phase: Any) -> None:
+    """Phases 1 to 4: the baseline on a fresh fake, then first sync, unchanged and 1 % changed on another."""
+    from _fakeproc import FakeProcess
+
+    with FakeProcess() as fake:
+        phase("baseline", fake, inputs=str(root / "in.parquet"))
+    with FakeProcess() as fake:
+        state = str(root / "state")
+        phase("first_sync", fake, inputs=str(root / "in.parquet"), state=state)
+        phase("unchanged", fake, inputs=str(root / "in.parquet"), state=state)
+        phase("changed_1pct", fake, inputs=str(root / "changed.parquet"), state=state)
+    results["changed_1pct"]["ideal"] = ideal = ideal_requests(results["rows"])
+    results["changed_1pct"]["ratio_to_ideal"] = round(results["changed_1pct"]["fake_requests"] / ideal["total"], 3)
+
+
 def main() -> None:
     from _fakeproc import FakeProcess
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--skip-kill", action="store_true")
+    parser.add_argument("--skip-kill", action="store_true", help="leave out phase 5")
+    parser.add_argument("--only-kill", action="store_true", help="run phase 5 only")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="hubcomm-syncbench-"))
     n = args.rows
@@ -221,17 +237,8 @@ def main() -> None:
             results[name] = run_phase(fake, run)
             print(name, json.dumps(results[name]), flush=True)
 
-        with FakeProcess() as fake:
-            phase("baseline", fake, inputs=str(root / "in.parquet"))
-        with FakeProcess() as fake:
-            state = str(root / "state")
-            phase("first_sync", fake, inputs=str(root / "in.parquet"), state=state)
-            phase("unchanged", fake, inputs=str(root / "in.parquet"), state=state)
-            phase("changed_1pct", fake, inputs=str(root / "changed.parquet"), state=state)
-            results["changed_1pct"]["ideal"] = ideal = ideal_requests(n)
-            results["changed_1pct"]["ratio_to_ideal"] = round(
-                results["changed_1pct"]["fake_requests"] / ideal["total"], 3
-            )
+        if not args.only_kill:
+            sync_phases(root, results, phase)
         if not args.skip_kill:
             with FakeProcess() as fake:
                 run = {"inputs": str(root / "in.parquet"), "state": str(root / "kill-state"), "out": str(root / "out")}
