@@ -138,14 +138,18 @@ def start_child(fake: Any, args: dict[str, Any]) -> subprocess.Popen[str]:
         "AIRFLOW_CONN_HUBCOMM_DEFAULT": fake.connection_json(requests_per_10s=10_000),
         "TMPDIR": str(tmp),
     }
-    return subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "--child", json.dumps(args)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    # stdout to a file, not a pipe: a child whose pipe nobody drains (the kill phase) blocks once it is full
+    with (tmp / f"child-{time.monotonic_ns()}.out").open("w+") as out:
+        proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--child", json.dumps(args)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+    proc.args = out.name  # where its output is (read by run_phase)
+    return proc
 
 
 def rows_written_to(fake: Any) -> int:
@@ -160,8 +164,8 @@ def api_requests(counters: dict[str, int]) -> dict[str, int]:
 def run_phase(fake: Any, args: dict[str, Any]) -> dict[str, Any]:
     fake.reset_counters()
     proc = start_child(fake, args)
-    out, _ = proc.communicate()
-    result = json.loads(out.strip().splitlines()[-1])
+    proc.wait()
+    result = json.loads(Path(proc.args).read_text().strip().splitlines()[-1])
     counters = api_requests(fake.counters())
     result["fake_requests"] = sum(counters.values())
     result["fake_by_endpoint"] = counters
