@@ -49,14 +49,16 @@ def _child(fake: Any, conf: dict[str, str]) -> subprocess.Popen[str]:
         "HUBCOMM_TEST_CHECKPOINT_ROWS": str(STEP),
         "TMPDIR": conf["tmp"],  # the killed run's work folder (e-mail addresses) goes with the test's
     }
-    return subprocess.Popen(
-        [sys.executable, str(TEST_DAGS / "test_ops_sync_kill.py"), json.dumps(conf)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    # output to a file, not a pipe: nobody drains a pipe while waiting to kill, and a full pipe blocks the child
+    with (Path(conf["tmp"]) / "child.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, str(TEST_DAGS / "test_ops_sync_kill.py"), json.dumps(conf)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
 
 def _rows_received(fake: Any) -> int:
@@ -104,7 +106,9 @@ def test_a_killed_sync_retried_sends_only_what_was_not_confirmed(
     deadline = time.monotonic() + CHILD_TIMEOUT
     try:
         while _rows_received(fake) < ROWS // 2:
-            assert child.poll() is None, f"the first run ended before it was killed:\n{child.communicate()[0][-3000:]}"
+            if child.poll() is not None:
+                output = (tmp_path / "tmp" / "child.log").read_text()[-3000:]
+                pytest.fail(f"the first run ended before it was killed:\n{output}")
             assert time.monotonic() < deadline, "the first run did not reach half of the rows in time"
             time.sleep(0.02)
         os.killpg(child.pid, signal.SIGKILL)
