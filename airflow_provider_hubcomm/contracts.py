@@ -219,6 +219,8 @@ class SyncStateSummary(TypedDict):
     unchanged: int
     #: ``full_resync``: the state was ignored and rebuilt.
     resync: bool
+    #: the run's sync log (``sync_log``; redacted), ``None`` when none was written (dry run, ``sync_log=False``).
+    log: str | None
 
 
 class PartitionSummary(TypedDict):

@@ -29,7 +29,8 @@ Incremental sync (``state_path``, :mod:`airflow_provider_hubcomm.sync`): between
 preflight, the valid rows are de-duplicated exactly and compared with the state of what HubSpot confirmed last
 (DuckDB, out of core); unchanged rows are skipped as ``unchanged`` and cost no request. The account reports
 every answered row to the state's journal, written in bounded checkpoints, and the state is compacted when the
-send pass ends. Rows that are sent go through the guard as usual: the state is never proof of consent.
+send pass ends; then the sync log (one Parquet row per input row and its outcome) is written next to the state.
+Rows that are sent go through the guard as usual: the state is never proof of consent.
 
 Re-subscribe guardrail: a ``SUBSCRIBED`` row for a subscription HubSpot has ``UNSUBSCRIBED``, or for a
 contact who opted out of all e-mail of the subscription's brand, would re-subscribe someone who opted out.
@@ -155,10 +156,14 @@ class BatchWriteEngine:
         finally:
             if spool is not None:
                 spool.close()
-            if sync is not None:
-                sync.close()
-            failed_path = failed_sink.close()
-            written_path = written_sink.close() if written_sink is not None else None
+            try:
+                failed_path = failed_sink.close()
+                written_path = written_sink.close() if written_sink is not None else None
+                if sync is not None:
+                    sync.write_log(written_path, failed_path)  # a finished run only
+            finally:
+                if sync is not None:
+                    sync.close()
         requests1, retries1 = self._counters()
         duration = time.monotonic() - started
         summary = account.summary(
@@ -224,6 +229,8 @@ class BatchWriteEngine:
             full_resync=options.full_resync,
             dry_run=options.dry_run,
             redact=self.hook.redact,
+            sync_log=self.options.sync_log,
+            task_run=self.options.task_run,
         )
 
     def _counters(self) -> tuple[int, int]:

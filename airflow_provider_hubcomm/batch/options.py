@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["NOT_ARGUMENTS", "PROGRESS_INTERVAL", "BatchWriteOptions", "RunOptions", "UnsubscribeAllOptions"]
 
 #: The fields that are not an operator argument (the operator or the engine sets them).
-NOT_ARGUMENTS: Final = frozenset({"output_name", "progress_interval"})
+NOT_ARGUMENTS: Final = frozenset({"output_name", "progress_interval", "task_run"})
 #: Seconds between progress lines of a batch write (a line is also logged at every 10 % of the rows).
 PROGRESS_INTERVAL = 10.0
 
@@ -223,6 +223,12 @@ class BatchWriteOptions(RunOptions):
         PROGRESS_INTERVAL
     )
     """Seconds between progress log lines (not an operator argument)."""
+    sync_log: bool = True
+    """With ``state_path``: write the run's sync log, one Parquet row per input row, under ``<state_path>/log/``
+    (:mod:`~airflow_provider_hubcomm.sync.log`); a dry run writes none."""
+    task_run: tuple[str, str, str, int] | None = None
+    """``(dag_id, task_id, run_id, try_number)`` of the task run, for the sync log (set by the operator, not an
+    operator argument)."""
 
 
 class UnsubscribeAllOptions(RunOptions):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from airflow_provider_hubcomm.exceptions import HubCommError
-from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_outputs
+from airflow_provider_hubcomm.operators._base import HubCommBaseOperator, run_names, run_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -136,6 +136,8 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         mapped task each (templated; 1 to 4,096; see "Partitions" above); ``None``: no partitioning.
     :param partition: with ``partitions``: the partition this task handles, 0 to ``partitions - 1``
         (templated; usually the mapped argument: ``.expand(partition=list(range(n)))``).
+    :param sync_log: with ``state_path``: write the run's sync log (one Parquet row per input row: what was sent,
+        its outcome and reason) under ``<state_path>/log/date=<day>/`` (default ``True``; not in a dry run).
     :param hubcomm_conn_id: the ``hubcomm`` connection to use.
     """
 
@@ -177,6 +179,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         full_resync: bool = False,
         partitions: int | None = None,
         partition: int | None = None,
+        sync_log: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -185,6 +188,7 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         self.full_resync = full_resync
         self.partitions = partitions
         self.partition = partition
+        self.sync_log = sync_log
         self.column_map = column_map
         self.defaults = defaults
         self.batch_size = batch_size
@@ -207,7 +211,8 @@ class BatchWriteStatusesOperator(HubCommBaseOperator):
         """Validate the (rendered) arguments into the run's options, plus the task run's output folder and names."""
         from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 
-        return run_options(self, BatchWriteOptions, context)
+        options = run_options(self, BatchWriteOptions, context)
+        return options.model_copy(update={"task_run": run_names(context)})
 
     def execute(self, context: Context) -> RunSummary:
         """Build the batch run over the hook, run it, and return its summary."""

@@ -50,7 +50,7 @@ class RowSource(Protocol[R_co]):
         ...
 
 
-__all__ = ["MEMORY_LIMIT", "DiffResult", "RowSource", "SyncedSpool", "diff", "verdicts_sql"]
+__all__ = ["EXPORT_COLUMNS", "MEMORY_LIMIT", "DiffResult", "RowSource", "SyncedSpool", "diff", "verdicts_sql"]
 
 log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
 
@@ -68,10 +68,14 @@ class DiffResult(NamedTuple):
     kept: int
     #: kept rows the state holds unchanged and confirmed.
     unchanged: int
+    #: the exported rows (JSON lines: :data:`EXPORT_COLUMNS`), kept for the sync log; ``None``: deleted.
+    rows: Path | None = None
 
 
 def _export(spool: RowSource[StatusFields], path: Path) -> int:
     """Write the spool's rows as JSON lines (``r`` row number, ``k`` key, ``s`` id, the compared fields).
+
+    ``sb``, the subscriber as given, is written only when it differs from the key (the sync log shows it).
 
     :return: the rows written.
     """
@@ -80,8 +84,10 @@ def _export(spool: RowSource[StatusFields], path: Path) -> int:
     written = 0
     with path.open("w", encoding="utf-8") as fh:
         for row, (sub, sid, state, channel, basis, expl), _ in spool.records():
+            key = sub.lower()
+            given = "" if key == sub else f',"sb":{_esc(sub)}'
             append(
-                f'{{"r":{row:d},"k":{_esc(sub.lower())},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
+                f'{{"r":{row:d},"k":{_esc(key)}{given},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
                 f'{"null" if basis is None else _esc(basis)},"ex":{"null" if expl is None else _esc(expl)}}}\n'
             )
             if len(lines) == _EXPORT_BLOCK:
@@ -92,9 +98,10 @@ def _export(spool: RowSource[StatusFields], path: Path) -> int:
     return written + len(lines)
 
 
-#: The input rows as the export writes them.
-_INPUT_COLUMNS: Final = (
-    "{r: 'BIGINT', k: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', ex: 'VARCHAR'}"
+#: DuckDB's columns of the input export (``sb``: the subscriber as given, when it is not the key).
+EXPORT_COLUMNS: Final = (
+    "{r: 'BIGINT', k: 'VARCHAR', sb: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', "
+    "ex: 'VARCHAR'}"
 )
 
 
@@ -133,6 +140,8 @@ def diff(
     segments: list[str],
     workdir: Path,
     memory_limit: str = MEMORY_LIMIT,
+    *,
+    keep_rows: bool = False,
 ) -> DiffResult:
     """De-duplicate the spool exactly (last row per key wins) and compare it with the state.
 
@@ -141,6 +150,7 @@ def diff(
     :param segments: the local journal segments, oldest first.
     :param workdir: the run's private work folder.
     :param memory_limit: DuckDB's memory limit.
+    :param keep_rows: keep the export of the rows (``DiffResult.rows``) for the sync log.
     """
     rows = workdir / "input.jsonl"
     verdicts = workdir / "verdicts.csv"
@@ -148,7 +158,7 @@ def diff(
     exported = _export(spool, rows)
     exported_at = time.perf_counter()
     query = verdicts_sql(
-        f"SELECT * FROM read_json({q(rows)}, format='newline_delimited', columns={_INPUT_COLUMNS})", base, segments
+        f"SELECT * FROM read_json({q(rows)}, format='newline_delimited', columns={EXPORT_COLUMNS})", base, segments
     )
     con = connect(workdir, memory_limit)
     try:
@@ -159,7 +169,8 @@ def diff(
         ).fetchone() or (0, 0)
     finally:
         con.close()
-    rows.unlink()
+    if not keep_rows:
+        rows.unlink()
     kept = exported - int(superseded)
     unchanged = kept - int(send)
     log.info(
@@ -169,7 +180,7 @@ def diff(
         exported_at - started,
         time.perf_counter() - exported_at,
     )
-    return DiffResult(verdicts, kept, unchanged)
+    return DiffResult(verdicts, kept, unchanged, rows if keep_rows else None)
 
 
 class SyncedSpool(Generic[R]):

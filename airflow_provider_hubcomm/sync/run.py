@@ -9,6 +9,8 @@ the state (:mod:`~airflow_provider_hubcomm.sync.state`):
 2. During the send pass the run's accounting reports every row HubSpot answered to :attr:`SyncRun.journal`
    (confirmed or not), which writes the state's journal in bounded steps.
 3. :meth:`SyncRun.finish`, when the send pass ended: the last checkpoint and the compaction into a new base.
+4. :meth:`SyncRun.write_log`, once the run's output files are closed (a finished run only, not a dry run, with
+   ``sync_log``): the sync log (:mod:`~airflow_provider_hubcomm.sync.log`).
    :meth:`SyncRun.close` always runs: on an error (a killed task raises in its thread too) it writes the rows
    confirmed so far, so the retry does not send them again, then removes the work folder.
 
@@ -29,7 +31,7 @@ from airflow_provider_hubcomm.sync.state import Journal, SyncState
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.contracts import SyncStateSummary
-    from airflow_provider_hubcomm.sync.diff import RowSource, SyncedSpool
+    from airflow_provider_hubcomm.sync.diff import DiffResult, RowSource, SyncedSpool
     from airflow_provider_hubcomm.sync.state import StatusFields
 
     R = TypeVar("R", bound=StatusFields)
@@ -46,9 +48,11 @@ class SyncRun:
     :param full_resync: ignore the state for this run and rebuild it from what this run confirms.
     :param dry_run: diff only; the state is not changed.
     :param redact: removes secrets (e.g. credentials in a URL) from the path shown in logs and the summary.
-    :param checkpoint_rows: rows per checkpoint (journal segment; default ``state.CHECKPOINT_ROWS``).
+    :param checkpoint_rows: the most rows per checkpoint (journal segment; default ``state.CHECKPOINT_ROWS``).
     :param checkpoint_seconds: the longest time between checkpoints while rows are being confirmed (default
         ``state.CHECKPOINT_SECONDS``).
+    :param sync_log: write the run's sync log (never in a dry run).
+    :param task_run: ``(dag_id, task_id, run_id, try_number)`` of the task run, for the sync log.
     """
 
     def __init__(
@@ -60,17 +64,25 @@ class SyncRun:
         redact: Any = None,
         checkpoint_rows: int | None = None,
         checkpoint_seconds: float | None = None,
+        sync_log: bool = False,
+        task_run: tuple[str, str, str, int] | None = None,
     ) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="hubcomm-sync-"))  # 0700: it holds e-mail addresses
         self.state = SyncState(state_path, str(self.workdir))
         self.full_resync = full_resync
         self.dry_run = dry_run
+        self.redact = redact
         self.shown = (redact or str)(str(self.state.root))
         rows = _state.CHECKPOINT_ROWS if checkpoint_rows is None else checkpoint_rows
         seconds = _state.CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds
         self.journal = None if dry_run else Journal(self.state, rows, seconds)
         self.unchanged = 0
         self.kept = 0
+        self.sync_log = sync_log and not dry_run
+        self.task_run = task_run
+        self.finished = False
+        self.log_path: str | None = None
+        self._diff: DiffResult | None = None
 
     def prepare(self, spool: RowSource[R]) -> SyncedSpool[R]:
         """Diff the validated rows with the state; return them without the unchanged ones.
@@ -82,8 +94,9 @@ class SyncRun:
         base, segments = self.state.fetch(include=not self.full_resync)
         if self.full_resync:
             log.info("Sync state at %s ignored for this run (full_resync=True): every row is sent.", self.shown)
-        result = diff(spool, base, segments, self.workdir)
+        result = diff(spool, base, segments, self.workdir, keep_rows=self.sync_log)
         self.unchanged, self.kept = result.unchanged, result.kept
+        self._diff = result
         return SyncedSpool(spool, result.verdicts)
 
     def finish(self) -> None:
@@ -99,6 +112,31 @@ class SyncRun:
         else:
             log.info("Sync state at %s: %d keys after this run.", self.shown, keys)
         self.journal = None
+        self.finished = True
+
+    def write_log(self, written: str | None, failed: str | None) -> None:
+        """Write the sync log of a finished run from its output files (nothing otherwise).
+
+        A log that cannot be written is reported, not raised: the writes and the state are done.
+
+        :param written: the written-rows manifest's location.
+        :param failed: the failed-rows file's location.
+        """
+        result = self._diff
+        if not (self.sync_log and self.finished) or result is None or result.rows is None:
+            return
+        from airflow_provider_hubcomm.sync.diff import MEMORY_LIMIT
+        from airflow_provider_hubcomm.sync.log import write_log
+
+        try:
+            target, rows = write_log(
+                self.state, self.workdir, result.rows, result.verdicts, written, failed, self.task_run, MEMORY_LIMIT
+            )
+        except Exception as err:
+            log.warning("Sync log at %s could not be written: %s", self.shown, err)
+            return
+        self.log_path = (self.redact or str)(target)
+        log.info("Sync log: %d rows at %s.", rows, self.log_path)
 
     def close(self) -> None:
         """Write the rows confirmed so far (after an error), then remove the work folder."""
@@ -112,4 +150,4 @@ class SyncRun:
 
     def summary(self) -> SyncStateSummary:
         """Return the summary's ``state`` block."""
-        return {"path": self.shown, "unchanged": self.unchanged, "resync": self.full_resync}
+        return {"path": self.shown, "unchanged": self.unchanged, "resync": self.full_resync, "log": self.log_path}

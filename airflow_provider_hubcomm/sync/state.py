@@ -8,14 +8,14 @@ folder; a local path, a URL or an ``ObjectStoragePath``, e.g. ``s3://conn@bucket
     state.parquet              the base snapshot: one row per key (written by compaction)
     journal/<ns>-<pid>-<n>.jsonl  segments written during runs, oldest first by name
 
-Why a journal: a run records what HubSpot confirmed *while it runs*, in bounded steps (:class:`Journal`:
-every ``rows`` recorded rows or ``seconds``, and when the run ends or fails), so a task killed at 90 % and
-retried re-sends at most one step of rows. A segment is written under a ``.tmp`` name and renamed (a
-local rename is atomic; on object stores a segment is one object PUT, and readers ignore ``.tmp`` names), so
-a reader sees whole segments only. Only rows HubSpot confirmed are recorded ``ok``; rows that failed or stayed
-``PENDING`` are recorded not ``ok``, so the next run sends them again whatever the warehouse says. A crash
-therefore never records an unconfirmed row as confirmed: the worst case is re-sending one step (writes set a
-state, so re-sending is harmless).
+Why a journal: a run records what HubSpot confirmed *while it runs*, in bounded steps (:class:`Journal`: 0.5 % of
+the rows recorded so far, between 500 and 5,000 rows, or ``seconds``, and when the run ends or fails), so a task
+killed at 90 % and retried re-sends at most one step of rows. A segment is written under a ``.tmp`` name and
+renamed (a local rename is atomic; on object stores a segment is one object PUT, and readers ignore ``.tmp``
+names), so a reader sees whole segments only. Only rows HubSpot confirmed are recorded ``ok``; rows that failed or
+stayed ``PENDING`` are recorded not ``ok``, so the next run sends them again whatever the warehouse says. A crash
+therefore never records an unconfirmed row as confirmed: the worst case is re-sending one step (writes set a state,
+so re-sending is harmless).
 
 Reading (:meth:`SyncState.fetch`) copies base and journal into the run's private work folder; the diff
 (:func:`~airflow_provider_hubcomm.sync.duck.state_relation`) takes the last entry per key (base first, then
@@ -53,8 +53,12 @@ StatusFields: TypeAlias = tuple[str, int, str, str, str | None, str | None]
 
 BASE_NAME: Final = "state.parquet"
 JOURNAL_DIR: Final = "journal"
-#: Rows per journal segment (the most a killed run re-sends after its retry).
+#: The most rows per journal segment (the most a killed run re-sends after its retry, plus the chunks in flight).
 CHECKPOINT_ROWS: Final = 5_000
+#: A segment holds at most this share of the rows the run has checkpointed so far (but at least
+#: :data:`CHECKPOINT_MIN_ROWS`): a run killed after N confirmed rows re-sends about 0.5 % of N, not 5,000 rows.
+CHECKPOINT_SHARE: Final = 0.005
+CHECKPOINT_MIN_ROWS: Final = 500
 #: Seconds between journal segments while rows are being confirmed.
 CHECKPOINT_SECONDS: Final = 30.0
 
@@ -204,8 +208,12 @@ class Journal:
 
     The run's accounting calls :meth:`record` for every written or failed row, from the run's thread only.
 
+    The step grows with the run: :data:`CHECKPOINT_SHARE` of the rows checkpointed so far, at least
+    :data:`CHECKPOINT_MIN_ROWS`, at most ``rows``; so what a killed run re-sends stays a small share of what
+    it had confirmed, at any size, without thousands of tiny segments.
+
     :param state: where segments go.
-    :param rows: rows per segment.
+    :param rows: the most rows per segment.
     :param seconds: the longest time recorded rows wait for their segment.
     """
 
@@ -216,6 +224,7 @@ class Journal:
         self.lines: list[str] = []
         self.since = time.monotonic()
         self.recorded = 0
+        self.step = min(rows, CHECKPOINT_MIN_ROWS)
         self._second = -1
         self._at = ""
 
@@ -236,7 +245,7 @@ class Journal:
             f',"ok":{"true" if confirmed else "false"},"ts":"{at}"}}'
         )
         self.recorded += 1
-        if len(self.lines) >= self.rows or time.monotonic() - self.since >= self.seconds:
+        if len(self.lines) >= self.step or time.monotonic() - self.since >= self.seconds:
             self.flush()
 
     def flush(self) -> None:
@@ -246,3 +255,4 @@ class Journal:
             log.info("Sync state: checkpoint of %d rows (%d this run).", len(self.lines), self.recorded)
             self.lines = []
         self.since = time.monotonic()
+        self.step = min(self.rows, max(CHECKPOINT_MIN_ROWS, int(self.recorded * CHECKPOINT_SHARE)))

@@ -120,3 +120,29 @@ def test_the_journal_overrides_the_base_and_every_row_is_accounted_for(tmp_path:
     # row 1 is superseded by row 3 (same key, case-insensitive); a and b are unchanged; c and d are sent
     assert seen == [(1, True), (4, False), (5, False)]
     assert (result.kept, result.unchanged) == (4, 2)
+
+
+def test_checkpoint_steps_grow_with_the_run_within_bounds(tmp_path: Path) -> None:
+    """A killed run re-sends at most one step: 500 rows early on, 0.5 % of the rows confirmed later, 5,000 at most."""
+    sizes: list[int] = []
+
+    class Counting(SyncState):
+        def append(self, lines: list[str]) -> None:
+            sizes.append(len(lines))
+
+    journal = Journal(Counting(tmp_path / "state", str(tmp_path / "work")), rows=5_000, seconds=1e9)
+    checkpointed = 0
+    for i in range(250_000):
+        journal.record(_row(f"u{i}@x.com"), True)
+        unsaved = len(journal.lines)
+        assert unsaved < max(500, 0.005 * checkpointed) + 1  # what a kill right now would re-send
+        checkpointed = i + 1 - len(journal.lines)
+    journal.flush()
+    assert sum(sizes) == 250_000
+    assert sizes[:200] == [500] * 200  # the first 100,000 rows in steps of 500
+    assert 500 < sizes[-2] <= 5_000
+    assert len(sizes) < 250_000 / 500  # fewer segments than fixed steps of 500 would write
+    small = Journal(Counting(tmp_path / "state", str(tmp_path / "work")), rows=50, seconds=1e9)
+    for i in range(120):
+        small.record(_row(f"v{i}@x.com"), True)
+    assert sizes[-2:] == [50, 50]  # ``rows`` caps the step (the tests' small checkpoints)

@@ -33,7 +33,10 @@ def test_first_sync_writes_all_and_an_unchanged_rerun_sends_nothing(tmp_path: Pa
     data = rows(250)
     first = _sync(api, data, tmp_path)
     assert (first["written"], first["unchanged"]) == (250, 0)
+    log = first["state"].pop("log")
     assert first["state"] == {"path": f"file://{tmp_path / 'state'}", "unchanged": 0, "resync": False}
+    assert log.startswith(f"file://{tmp_path / 'state' / 'log'}/date=")
+    assert log.endswith(".parquet")
     assert (tmp_path / "state" / BASE_NAME).exists()
     assert _journal(tmp_path) == []  # compacted into the base
     calls, definitions = api.calls, api.definition_reads
