@@ -17,7 +17,10 @@ caps its *own* requests per window (``cap``) and adapts that cap like TCP's cong
 increase while the server reports headroom beyond a reserve, multiplicative decrease (at most once per half
 window) when ``Remaining`` falls to the reserve or a 429 arrives. Every sharer sees the same ``Remaining``,
 so the caps converge towards equal shares whose sum stays under the budget minus the reserve. When no
-foreign usage has been seen for a few windows the cap is dropped: a limiter alone uses the whole budget.
+foreign usage has been seen for a few windows the cap is dropped: a limiter alone uses the whole budget. It is
+also dropped when the foreign usage falls to half of what made the limiter pace: that is a finished task's
+requests ageing out of the window (a sensor started right after its writer), not a client sending now; pacing
+starts again only if the foreign usage grows.
 """
 
 from __future__ import annotations
@@ -107,6 +110,9 @@ class RateLimiter:
         self.cap: float | None = None
         self._foreign_seen = -math.inf
         self._last_cut = -math.inf
+        #: Foreign usage when the cap was engaged, and the level it must pass to engage again after a decay.
+        self._engaged_foreign = 0
+        self._floor = 0
         self.waited_seconds = 0.0
         #: ``X-HubSpot-RateLimit-Daily-Remaining`` of the latest answer that carried it (``None``: never seen).
         self.daily_remaining: int | None = None
@@ -214,9 +220,19 @@ class RateLimiter:
         foreign = (server_max - remaining) - own
         used = max(1, server_max - remaining)
         reserve = max(2, math.ceil(SHARED_RESERVE * server_max))
-        if foreign > max(2, server_max // 50):
+        clear = max(2, server_max // 50)
+        if self.cap is None:
+            self._floor = min(self._floor, max(0, foreign) + clear)
+        elif 2 * foreign < self._engaged_foreign:
+            # Foreign usage halved since it made us pace: a finished task's requests ageing out of the window (a
+            # sensor right after its writer), not a client sending now. Stop pacing; pace again if it grows.
+            self.cap = None
+            self._floor = max(0, foreign) + clear
+            return
+        if foreign > clear and foreign > self._floor:
             if self.cap is None:
                 self.cap = max(2.0, float(own))
+                self._engaged_foreign = foreign
             self._foreign_seen = now
         if self.cap is None:
             return

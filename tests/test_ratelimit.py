@@ -186,8 +186,29 @@ class TestSharingWithoutConfiguration:
         assert grown is not None
         assert start < grown < start + 20
         for _ in range(5000):
-            limiter.observe(report(180))
+            limiter.observe(report(100))  # the others' usage stays, the headroom too: growth up to the budget
         assert limiter.cap == pytest.approx(190.0)
+
+    def test_usage_ageing_out_of_the_window_stops_the_pacing(self) -> None:
+        # A sensor right after its writer: the writer's requests fill the window, then age out of it. Pacing
+        # against them would slow the sensor for several windows; once they have halved, the limiter stops.
+        clock = Clock()
+        limiter = RateLimiter(None, clock=clock)
+        limiter.reserve()
+        limiter.observe(report(10))  # 179 foreign requests in the window
+        assert limiter.cap is not None
+        clock.now += 2.0
+        limiter.observe(report(60))  # 129: still there
+        assert limiter.cap is not None
+        clock.now += 3.0
+        limiter.observe(report(110))  # 79: less than half of what made it pace
+        assert limiter.cap is None
+        assert limiter.reserve() == 0.0
+        clock.now += 1.0
+        limiter.observe(report(150))  # still ageing out: no pacing
+        assert limiter.cap is None
+        limiter.observe(report(100))  # someone sends again: pace
+        assert limiter.cap is not None
 
     def test_cap_is_dropped_after_windows_without_foreign_usage(self) -> None:
         clock = Clock()
