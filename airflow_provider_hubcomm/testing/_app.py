@@ -193,6 +193,8 @@ class FakeApp:
             cfg = self.config
             draws = [self.rng.random() for _ in range(7)]
             drip = cfg.drip_interval if cfg.drip_interval > 0 and self.drip_rng.random() < cfg.drip_rate else 0.0
+            if draws[1] < cfg.latency_spike_rate:
+                self.counters["latency_spikes"] += 1  # counted when decided: the answer may outlive the run
         delay = self._delay(cfg, draws)
         auth = self.tokens.check(req.headers.get("authorization"), now)
         if auth.app is None:
@@ -368,6 +370,8 @@ class FakeApp:
         with self.lock:
             cfg = self.config
             draws = [self.rng.random() for _ in range(7)] if cfg.fault_token_endpoint else None
+            if draws is not None and draws[1] < cfg.latency_spike_rate:
+                self.counters["latency_spikes"] += 1
         delay = 0.0
         if draws is not None:
             delay = self._delay(cfg, draws)

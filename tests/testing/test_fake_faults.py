@@ -127,6 +127,7 @@ class TestInjectedFaults:
             fake.stop()  # with the spiked answer still pending: cancelled, quietly
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
         assert fake.counters["requests"] == 1  # the cancelled answer never ran its handler
+        assert fake.counters["latency_spikes"] == 1  # but the spike is counted: it was decided on arrival
 
     def test_faults_reach_token_endpoint_only_when_asked(self, hubcomm_fake_factory: Any) -> None:
         fake = hubcomm_fake_factory(error_rate_5xx=1.0)
