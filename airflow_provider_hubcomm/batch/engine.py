@@ -54,7 +54,7 @@ from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
 from airflow_provider_hubcomm.batch.pipeline import SendPass
 from airflow_provider_hubcomm.batch.preflight import NamingValidator, Preflight, check_spool, refusal
 from airflow_provider_hubcomm.batch.reasons import Reason, classify_error
-from airflow_provider_hubcomm.batch.spool import Records, Spool, validate_rows
+from airflow_provider_hubcomm.batch.spool import Records, validate_rows
 from airflow_provider_hubcomm.batch.summary import Progress, check_thresholds, log_summary, summary_text
 from airflow_provider_hubcomm.batch.thresholds import check_validation
 from airflow_provider_hubcomm.batch.write_account import RunAccount
@@ -97,7 +97,7 @@ class BatchWriteEngine:
         :raises BatchAbortedError: a fatal error stopped the run; ``.summary`` holds the accounting.
         :raises HubCommThresholdError: more rows failed than ``max_failed_rows``/``max_failed_ratio`` allow.
         """
-        from airflow_provider_hubcomm.batch.sources import iter_rows
+        from airflow_provider_hubcomm.batch.sources import iter_rows, parquet_batches
 
         started = time.monotonic()
         options = self.options
@@ -113,17 +113,29 @@ class BatchWriteEngine:
         header_check = functools.partial(check_header, validator)
         requests0, retries0 = self._counters()
         size = BatchSize(options.batch_size)
-        spool: Spool | None = None
+        spool: Records | None = None
         aborted: BaseException | None = None
-        rows = iter_rows(inputs, file_format=options.file_format, on_header=header_check)
         part = self._partition(validator.subscriber_column)
+        batches = parquet_batches(inputs, file_format=options.file_format, on_header=header_check)
         try:
-            checked = validate_rows(
-                rows if part is None else part.filter(rows),
-                validator,
-                stop_at_invalid=not skip,
-                on_invalid_row=account.skip_invalid if skip else None,
-            )
+            if batches is not None:  # a Parquet file: the vectorised pass
+                from airflow_provider_hubcomm.batch.columnar import validate_parquet
+
+                checked = validate_parquet(
+                    batches,
+                    validator,
+                    stop_at_invalid=not skip,
+                    on_invalid_row=account.skip_invalid if skip else None,
+                    partition=part,
+                )
+            else:
+                rows = iter_rows(inputs, file_format=options.file_format, on_header=header_check)
+                checked = validate_rows(
+                    rows if part is None else part.filter(rows),
+                    validator,
+                    stop_at_invalid=not skip,
+                    on_invalid_row=account.skip_invalid if skip else None,
+                )
             spool = checked.spool
             account.rows_read = checked.rows_read
             log.info(
@@ -154,14 +166,14 @@ class BatchWriteEngine:
             failed_sink.target = None  # do not leave an empty file behind a run that sent nothing
             raise
         finally:
-            if spool is not None:
-                spool.close()
             try:
                 failed_path = failed_sink.close()
                 written_path = written_sink.close() if written_sink is not None else None
                 if sync is not None:
-                    sync.write_log(written_path, failed_path)  # a finished run only
+                    sync.write_log(written_path, failed_path)  # a finished run only (it may read the spool)
             finally:
+                if spool is not None:
+                    spool.close()
                 if sync is not None:
                     sync.close()
         requests1, retries1 = self._counters()

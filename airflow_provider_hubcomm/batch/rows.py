@@ -214,6 +214,11 @@ class RowValidator:
             self._accepted if extra_columns == "fail" else None,
         )
 
+    @property
+    def sources(self) -> dict[str, str | None]:
+        """API field -> the input column it is read from (``None``: no column gives it)."""
+        return dict(self._sources)
+
     @staticmethod
     def _resolve_sources(column_map: dict[str, str]) -> dict[str, str | None]:
         problems: list[str] = []

@@ -52,6 +52,9 @@ class Records(Protocol):
     def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
         """Yield ``(row_number, write_row, superseded)`` in input order."""
 
+    def close(self) -> None:
+        """Release the rows' storage."""
+
 
 class Spool:
     """Valid rows of one run in an anonymous temporary file, plus the duplicate index.
@@ -117,7 +120,7 @@ class ValidationPass:
     valid: int = 0
     invalid: int = 0
     errors: list[RowError] = field(default_factory=list)
-    spool: Spool | None = None
+    spool: Records | None = None
     columns_unseen: set[str] = field(default_factory=set)
     columns_seen: dict[str, None] = field(default_factory=dict)
 
@@ -139,9 +142,8 @@ def validate_rows(
     :param on_invalid_row: called with each invalid row and its errors (``on_invalid="skip"``).
     :param spool_dir: directory of the temporary spool file.
     """
-    result = ValidationPass(spool=Spool(spool_dir))
-    spool = result.spool
-    assert spool is not None
+    spool = Spool(spool_dir)
+    result = ValidationPass(spool=spool)
     validate = validator.validate
     errors = result.errors
     bitmap = bytearray(1 << (BITMAP_BITS - 3))

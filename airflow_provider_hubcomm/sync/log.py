@@ -106,7 +106,7 @@ def file_name(task_run: tuple[str, str, str, int] | None) -> str:
 def write_log(
     state: SyncState,
     workdir: Path,
-    rows: Path,
+    rows: str,
     verdicts: Path,
     written: str | None,
     failed: str | None,
@@ -117,16 +117,14 @@ def write_log(
 
     :param state: the sync state (the log goes next to it).
     :param workdir: the run's private work folder.
-    :param rows: the diff's export of the valid rows.
+    :param rows: SQL of the diff's input rows (:attr:`~airflow_provider_hubcomm.sync.diff.DiffResult.rows`).
     :param verdicts: the diff's verdicts.
     :param written: the written-rows manifest's location (``None``: no row was written).
     :param failed: the failed-rows file's location (``None``: no row failed or needed attention).
     :param task_run: ``(dag_id, task_id, run_id, try_number)`` of the task run, or ``None``.
     :param memory_limit: DuckDB's memory limit.
     """
-    from airflow_provider_hubcomm.sync.diff import EXPORT_COLUMNS
-
-    from_diff = f"read_json({q(rows)}, format='newline_delimited', columns={EXPORT_COLUMNS})"
+    from_diff = f"({rows})"
     written_local = _local(written, workdir, "written.jsonl")
     failed_local = _local(failed, workdir, "failed.jsonl")
     wr = (

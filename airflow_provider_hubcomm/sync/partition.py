@@ -100,6 +100,23 @@ class PartitionFilter:
         finally:
             self.rows_outside += outside
 
+    def mask(self, values: Iterable[Any]) -> list[bool]:
+        """Return, for the subscriber column's raw values of some rows, which rows are this partition's.
+
+        The columnar twin of :meth:`filter` (same placement, rows of other partitions counted).
+
+        :param values: the raw values of :attr:`column` (``None`` where a row has none).
+        """
+        mine, partitions = self.partition, self.partitions
+        blake2b = hashlib.blake2b
+        keep: list[bool] = []
+        for value in values:
+            text = value if type(value) is str else "" if value is None else str(value)
+            digest = blake2b(text.strip().lower().encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            keep.append(int.from_bytes(digest, "big") % partitions == mine)
+        self.rows_outside += keep.count(False)
+        return keep
+
     def summary(self) -> PartitionSummary:
         """Return the summary's ``partition`` block."""
         return {"index": self.partition, "count": self.partitions, "rows_outside": self.rows_outside}

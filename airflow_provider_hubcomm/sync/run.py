@@ -89,7 +89,7 @@ class SyncRun:
 
         :param spool: the validated rows.
         """
-        from airflow_provider_hubcomm.sync.diff import SyncedSpool, diff
+        from airflow_provider_hubcomm.sync.diff import ColumnarSource, SyncedSpool, diff
 
         base, segments = self.state.fetch(include=not self.full_resync)
         if self.full_resync:
@@ -97,6 +97,8 @@ class SyncRun:
         result = diff(spool, base, segments, self.workdir, keep_rows=self.sync_log)
         self.unchanged, self.kept = result.unchanged, result.kept
         self._diff = result
+        if isinstance(spool, ColumnarSource):  # read back only the rows with a verdict
+            return spool.filtered(result.verdicts)
         return SyncedSpool(spool, result.verdicts)
 
     def finish(self) -> None:

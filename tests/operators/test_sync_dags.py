@@ -19,6 +19,15 @@ ROWS = 300
 
 
 def _write_input(path: Path, rows: list[tuple[str, int, str]]) -> str:
+    """Write the rows as CSV, or as Parquet (the vectorised validation pass) when the name ends so."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = list(zip(*rows, strict=True))
+        names = ["subscriberIdString", "subscriptionId", "statusState"]
+        pq.write_table(pa.table(dict(zip(names, map(list, columns), strict=True))), str(path))
+        return str(path)
     with path.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["subscriberIdString", "subscriptionId", "statusState"])
@@ -55,11 +64,12 @@ def _sent(fake: Any) -> int:
     return sum(e["n_inputs"] or 0 for e in fake.request_log if e["path"].endswith("/statuses/batch/write"))
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_sync_sends_only_what_changed_and_the_guard_still_holds(
-    hubcomm_fake: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    hubcomm_fake: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fmt: str
 ) -> None:
     rows = _rows()
-    conf = {"path": _write_input(tmp_path / "in.csv", rows), "state": str(tmp_path / "state"), "out": str(tmp_path)}
+    conf = {"path": _write_input(tmp_path / f"in.{fmt}", rows), "state": str(tmp_path / "state"), "out": str(tmp_path)}
     state, first = _run(hubcomm_fake, monkeypatch, conf)
     assert (state, first["written"], first["state"]["unchanged"]) == ("success", ROWS, 0)
     assert (tmp_path / "state" / "state.parquet").exists()
@@ -73,15 +83,18 @@ def test_sync_sends_only_what_changed_and_the_guard_still_holds(
     rows[5] = ("sync5@example.com", 103, "SUBSCRIBED")  # and the warehouse, stale, says subscribed
     rows[6] = ("sync6@example.com", 101, "NOT_SPECIFIED")
     rows.append(("new@example.com", 102, "UNSUBSCRIBED"))
-    conf["path"] = _write_input(tmp_path / "in2.csv", rows)
+    rows.append(("SYNC7@example.com", 102, "UNSUBSCRIBED"))  # the same key as row 7 in another case: the last wins
+    conf["path"] = _write_input(tmp_path / f"in2.{fmt}", rows)
     hubcomm_fake.reset_counters()
     state, third = _run(hubcomm_fake, monkeypatch, conf)
     assert state == "success"
+    # Row 8 (sync7, 102) was UNSUBSCRIBED already: its later duplicate is unchanged, row 8 superseded.
     assert (third["unchanged"], third["written"], third["skipped_by_reason"]["resubscribe_not_allowed"]) == (
         ROWS - 2,
         2,
         1,
     )
+    assert third["skipped_by_reason"]["duplicate"] == 1
     assert _sent(hubcomm_fake) == 2
     assert hubcomm_fake.snapshot()[("sync5@example.com", 103)] == "UNSUBSCRIBED"
 
