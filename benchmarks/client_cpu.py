@@ -128,26 +128,57 @@ def _bodies(records: Any, batch: int) -> int:
     return size
 
 
-def child_validate(args: argparse.Namespace) -> dict[str, Any]:
-    import gc
+def _parquet_input(rows: list[dict[str, Any]], folder: str) -> str:
+    """Write the rows to one Parquet file (not timed); return its path."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
+    path = os.path.join(folder, "input.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+def _validation(args: argparse.Namespace, rows: list[dict[str, Any]], path: str | None) -> Any:
+    """One validation pass over the benchmark's input, by ``--source``."""
     from airflow_provider_hubcomm.batch.rows import RowValidator
     from airflow_provider_hubcomm.batch.spool import validate_rows
 
+    if args.source == "memory":
+        return validate_rows(enumerate(rows, 1), RowValidator(), stop_at_invalid=True)
+    from airflow_provider_hubcomm.batch.sources import iter_rows
+
+    if args.source == "parquet-rows":  # the row path over the same file (before the vectorised pass)
+        return validate_rows(iter_rows(path), RowValidator(), stop_at_invalid=True)
+    from airflow_provider_hubcomm.batch.columnar import validate_parquet
+    from airflow_provider_hubcomm.batch.sources import parquet_batches
+
+    return validate_parquet(parquet_batches(path), RowValidator(), stop_at_invalid=True)
+
+
+def child_validate(args: argparse.Namespace) -> dict[str, Any]:
+    import gc
+
     rows = make_rows(args.rows)
+    folder = tempfile.mkdtemp(prefix="bench-cpu-")
+    path = None if args.source == "memory" else _parquet_input(rows, folder)
+    if path is not None:
+        rows = []
     gc.collect()
     gc.freeze()  # the input list stands for a stream: keep the collector from rescanning it
     best_v = best_s = float("inf")
     size = valid = 0
     for _ in range(args.repeat):
         t0 = time.process_time()
-        checked = validate_rows(enumerate(rows, 1), RowValidator(), stop_at_invalid=True)
+        checked = _validation(args, rows, path)
         t1 = time.process_time()
         size = _bodies(checked.spool.records(), args.batch_size)
         t2 = time.process_time()
         valid = checked.valid
         checked.spool.close()
         best_v, best_s = min(best_v, t1 - t0), min(best_s, t2 - t1)
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
     out: dict[str, Any] = {"rows": args.rows, "valid": valid, "body_bytes": size}
     scale = 1_000_000 / args.rows
     out.update(validate_s_per_1m=best_v * scale, serialise_s_per_1m=best_s * scale)
@@ -155,7 +186,7 @@ def child_validate(args: argparse.Namespace) -> dict[str, Any]:
     if args.profile:
 
         def once() -> None:
-            checked = validate_rows(enumerate(rows, 1), RowValidator(), stop_at_invalid=True)
+            checked = _validation(args, rows, path)
             _bodies(checked.spool.records(), args.batch_size)
             checked.spool.close()
 
@@ -182,8 +213,10 @@ def child_write(args: argparse.Namespace) -> dict[str, Any]:
     from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator
 
     logging.getLogger("airflow_provider_hubcomm").setLevel(logging.WARNING)
-    rows = make_rows(args.rows)
+    rows: Any = make_rows(args.rows)
     with tempfile.TemporaryDirectory() as out_dir:
+        if args.source != "memory":
+            rows = _parquet_input(rows, out_dir)
         op = BatchWriteStatusesOperator(
             task_id="bench_write",
             inputs=rows,
@@ -232,7 +265,7 @@ def _child_env(tree: str, **extra: str) -> dict[str, str]:
 
 def _run_child(part: str, tree: str, args: argparse.Namespace, env_extra: dict[str, str]) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", part, "--rows", str(args.rows), "--repeat", str(args.repeat)]
-    cmd += ["--batch-size", str(args.batch_size), "--profile", str(args.profile)]
+    cmd += ["--batch-size", str(args.batch_size), "--profile", str(args.profile), "--source", args.source]
     if args.guard:
         cmd.append("--guard")
     done = subprocess.run(cmd, env=_child_env(tree, **env_extra), capture_output=True, text=True, check=False)
@@ -259,6 +292,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="runs per tree, trees interleaved (best kept)")
     parser.add_argument("--guard", action="store_true", help="keep the re-subscribe guard on (status reads)")
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="print cProfile's top K functions")
+    parser.add_argument(
+        "--source",
+        choices=("memory", "parquet", "parquet-rows"),
+        default="memory",
+        help="rows in memory (the row path), or one Parquet file: 'parquet' is what a run does with it (the "
+        "vectorised pass), 'parquet-rows' the row path over the same file (validate part only)",
+    )
     parser.add_argument("--child", choices=("validate", "write"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

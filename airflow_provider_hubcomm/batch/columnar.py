@@ -23,10 +23,13 @@ Other inputs (in-memory rows, CSV, JSON lines) keep the row path.
 from __future__ import annotations
 
 import csv
+import functools
+import gc
 import importlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -57,9 +60,13 @@ EMAIL_FAST: Final = r"^[!-?A-~]{1,64}@[!-?A-~]+\.[!--/-?A-~]+$"
 #: A subscription id given as text that the vectorised check accepts (18 digits stay below 2**63).
 DIGITS_FAST: Final = r"^[0-9]{1,18}$"
 #: Rows read back from the spool at a time.
-READ_ROWS: Final = 65536
+READ_ROWS: Final = 8192
 
 InvalidRowHandler = Callable[[int, Mapping[str, Any], list[RowError]], None]
+#: The spool's columns a :class:`WriteRow` is made of, after ``r``.
+_FIELDS: Final = ("r", "sb", "s", "st", "ch", "lb", "ex")
+#: ``_make_row(fields)``: a :class:`WriteRow` from a tuple of its fields, in C.
+_make_row: Final = functools.partial(tuple.__new__, WriteRow)
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -313,6 +320,31 @@ def _table(pa: Any, schema: Any, found: list[tuple[int, WriteRow]]) -> Any:
     return pa.table(columns, schema=schema)
 
 
+def _first_lines(reader: Iterator[list[str]], n: int) -> list[list[str]]:
+    """Return the first ``n`` lines of a CSV reader (fewer at its end)."""
+    return [line for line, _ in zip(reader, range(n), strict=False)]
+
+
+def _read(path: Path, columns: tuple[str, ...]) -> Iterator[Any]:
+    """Yield, per record batch of a spool file: the row numbers, the :class:`WriteRow` s, then any further column.
+
+    Columns become Python lists in C (``to_pylist``) and rows are zipped in C: no Python code per row.
+    """
+    pq = importlib.import_module("pyarrow.parquet")
+    for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=READ_ROWS, columns=list(columns)):
+        # Half a million new objects that hold no reference cycle: the cyclic collector, which would run
+        # every few hundred of them and walk them all (three quarters of the read's CPU), is held off.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            values = [batch.column(i).to_pylist() for i in range(len(columns))]
+            writes = list(map(_make_row, zip(*values[1:7], strict=True)))
+        finally:
+            if collecting:
+                gc.enable()
+        yield values[0], writes, *values[7:]
+
+
 class ParquetSpool:
     """The valid rows of a Parquet input, in input order, in a Parquet file of the run's own (0700) folder.
 
@@ -361,16 +393,23 @@ class ParquetSpool:
     def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
         """Yield ``(row_number, write_row, superseded)`` in input order."""
         with self._duplicates().open(newline="", encoding="utf-8") as fh:
+            superseded = [int(line[0]) for line in _first_lines(csv.reader(fh), 1)]
+            if not superseded:  # the common case: no key repeats, no check per row
+                for numbers, writes in _read(self.path, _FIELDS):
+                    yield from zip(numbers, writes, repeat(False))
+                return
+            fh.seek(0)
             marks = csv.reader(fh)
             line = next(marks, None)
             at = -1 if line is None else int(line[0])
-            for row, write in self._read(self.path, ("r", "sb", "s", "st", "ch", "lb", "ex")):
-                if row == at:
-                    yield row, write, True
-                    line = next(marks, None)
-                    at = -1 if line is None else int(line[0])
-                else:
-                    yield row, write, False
+            for numbers, writes in _read(self.path, _FIELDS):
+                for row, write in zip(numbers, writes, strict=True):
+                    if row == at:
+                        yield row, write, True
+                        line = next(marks, None)
+                        at = -1 if line is None else int(line[0])
+                    else:
+                        yield row, write, False
 
     def filtered(self, verdicts: Path) -> _Verdicted:
         """Return the rows the sync diff gave a verdict (to send, or a superseded duplicate), read back alone.
@@ -378,15 +417,6 @@ class ParquetSpool:
         :param verdicts: the diff's verdicts (``row,verdict`` in row order; rows without one are unchanged).
         """
         return _Verdicted(self, verdicts)
-
-    @staticmethod
-    def _read(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, WriteRow]]:
-        pq = importlib.import_module("pyarrow.parquet")
-        make = tuple.__new__
-        for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=READ_ROWS, columns=list(columns)):
-            values = [batch.column(i).to_pylist() for i in range(len(columns))]
-            for row, *fields in zip(*values, strict=True):
-                yield row, make(WriteRow, fields)
 
     def close(self) -> None:
         """Delete the spool's folder."""
@@ -425,13 +455,8 @@ class _Verdicted:
 
     def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
         """Yield ``(row_number, write_row, superseded)`` for every row with a verdict, in input order."""
-        pq = importlib.import_module("pyarrow.parquet")
-        make = tuple.__new__
-        columns = ["r", "sb", "s", "st", "ch", "lb", "ex", "dup"]
-        for batch in pq.ParquetFile(str(self._join())).iter_batches(batch_size=READ_ROWS, columns=columns):
-            values = [batch.column(i).to_pylist() for i in range(len(columns))]
-            for row, sub, sid, state, channel, basis, expl, dup in zip(*values, strict=True):
-                yield row, make(WriteRow, (sub, sid, state, channel, basis, expl)), dup
+        for numbers, writes, dup in _read(self._join(), (*_FIELDS, "dup")):
+            yield from zip(numbers, writes, dup, strict=True)
 
     def close(self) -> None:
         """Delete the spool's folder."""
