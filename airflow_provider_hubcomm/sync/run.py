@@ -91,8 +91,8 @@ class SyncRun:
         """
         from airflow_provider_hubcomm.sync.diff import ColumnarSource, SyncedSpool, diff
 
-        base, segments = self.state.fetch(include=not self.full_resync)
-        if self.full_resync:
+        base, segments = self.state.fetch(include=not self.full_resync, mark=not self.dry_run)
+        if self.full_resync and not segments:
             log.info("Sync state at %s ignored for this run (full_resync=True): every row is sent.", self.shown)
         result = diff(spool, base, segments, self.workdir, keep_rows=self.sync_log)
         self.unchanged, self.kept = result.unchanged, result.kept
@@ -110,7 +110,7 @@ class SyncRun:
 
         keys = self.state.compact(resync=self.full_resync, memory_limit=MEMORY_LIMIT)
         if keys is None:
-            log.info("Sync state at %s: nothing new to record.", self.shown)
+            log.info("Sync state at %s: base not rewritten (nothing new, or the journal is kept).", self.shown)
         else:
             log.info("Sync state at %s: %d keys after this run.", self.shown, keys)
         self.journal = None

@@ -21,8 +21,13 @@ Reading (:meth:`SyncState.fetch`) copies base and journal into the run's private
 (:func:`~airflow_provider_hubcomm.sync.duck.state_relation`) takes the last entry per key (base first, then
 segments by name, then line order). At the end of a run (:meth:`SyncState.compact`) base and segments are
 merged by DuckDB into a new ``state.parquet`` (written as ``.tmp``, renamed over the old one) and the merged
-segments are deleted. A crash between the two steps leaves segments that repeat the base: harmless, they say
-the same.
+segments are deleted; a run that changed little keeps its segments instead (the base is rewritten once the
+journal passes 10 % of it or 256 segments). A crash between the two steps leaves segments that repeat the
+base: harmless, they say the same.
+
+``full_resync`` marks its start (``resync.json``, the first segment stamp it writes): the retry of a killed
+resync ignores the base and the older segments as the resync does, but skips what the resync itself already
+confirmed; the mark goes when the resync's compaction (or a later normal run) finishes.
 
 One writer at a time: two runs sharing a ``state_path`` at once would interleave segments (use
 ``max_active_runs=1`` on the DAG, as for any sync).
@@ -30,6 +35,7 @@ One writer at a time: two runs sharing a ``state_path`` at once would interleave
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -42,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-__all__ = ["BASE_NAME", "JOURNAL_DIR", "Journal", "StatusFields", "SyncState", "state_root"]
+__all__ = ["BASE_NAME", "JOURNAL_DIR", "RESYNC_MARK", "Journal", "StatusFields", "SyncState", "state_root"]
 
 log = logging.getLogger("airflow_provider_hubcomm.batch.engine")
 
@@ -61,6 +67,12 @@ CHECKPOINT_SHARE: Final = 0.005
 CHECKPOINT_MIN_ROWS: Final = 500
 #: Seconds between journal segments while rows are being confirmed.
 CHECKPOINT_SECONDS: Final = 30.0
+#: The base is rewritten once the journal holds more rows than this share of it (or :data:`COMPACT_SEGMENTS`).
+COMPACT_SHARE: Final = 0.1
+#: The base is rewritten once the journal holds more segments than this.
+COMPACT_SEGMENTS: Final = 256
+#: A ``full_resync`` under way (a file at the state's root): ``{"since": <first segment stamp>}``.
+RESYNC_MARK: Final = "resync.json"
 
 
 def state_root(state_path: Any) -> ObjectStoragePath:
@@ -91,6 +103,8 @@ class SyncState:
     def __init__(self, state_path: Any, workdir: str) -> None:
         self.root = state_root(state_path)
         self.workdir = Path(workdir)
+        #: first segment stamp of the ``full_resync`` this run takes part in (``None``: not a resync).
+        self.resync_from: str | None = None
         self.written: list[str] = []  # names of the segments this run wrote
         self._stamp = 0  # the last segment's time stamp: new names sort after every existing one
 
@@ -112,19 +126,45 @@ class SyncState:
             _download(self.root / name, target)
         return str(target)
 
-    def fetch(self, *, include: bool = True) -> tuple[str | None, list[str]]:
+    def fetch(self, *, include: bool = True, mark: bool = False) -> tuple[str | None, list[str]]:
         """Copy the base and the journal segments to the work folder; return their local paths.
 
-        :param include: ``False`` (``full_resync``): copy nothing, the run ignores the state.
+        :param include: ``False`` (``full_resync``): the run ignores the state, except what an interrupted
+            ``full_resync`` (its mark, :data:`RESYNC_MARK`) confirmed since it began: the retry of a killed
+            resync goes on where it stopped instead of sending every row again.
+        :param mark: with ``include=False``, mark the start of a resync when none is under way (not in a
+            dry run).
         :return: the local base (``None`` when there is none) and the local segments, oldest first.
         """
         names = self.segment_names()
         if names:
             self._stamp = max(self._stamp, int(names[-1][:20]))
         if not include:
-            return None, []
+            since = self.resync_since()
+            if since is None:
+                if mark:
+                    self._stamp += 1
+                    self.resync_from = f"{self._stamp:020d}"
+                    marker = self.workdir / RESYNC_MARK
+                    marker.write_text(json.dumps({"since": self.resync_from}), encoding="utf-8")
+                    self.put(self.root / RESYNC_MARK, marker)
+                return None, []
+            self.resync_from = since
+            log.info("Sync state: resuming the full_resync under way since %s.", _when(since))
+            return None, [self._copy(f"{JOURNAL_DIR}/{name}") for name in names if name[:20] >= since]
         base = self._copy(BASE_NAME) if (self.root / BASE_NAME).exists() else None
         return base, [self._copy(f"{JOURNAL_DIR}/{name}") for name in names]
+
+    def resync_since(self) -> str | None:
+        """Return the first segment stamp of a ``full_resync`` under way (not compacted yet), if any."""
+        marker = self.root / RESYNC_MARK
+        if not marker.exists():
+            return None
+        try:
+            since = str(json.loads(marker.read_text(encoding="utf-8"))["since"])
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: no resync to resume, the run starts its own
+        return since if len(since) == 20 and since.isdigit() else None
 
     def segment_names(self) -> list[str]:
         """Return the names of the complete journal segments, oldest first."""
@@ -159,20 +199,34 @@ class SyncState:
     def compact(self, *, resync: bool, memory_limit: str) -> int | None:
         """Merge base and journal into a new base, then delete the merged segments; return the keys kept.
 
-        :param resync: rebuild from this run's segments only (``full_resync``): the old base and older
-            segments are dropped.
+        A run that changed little leaves its segments in the journal: the base is rewritten only when the
+        journal holds more than :data:`COMPACT_SHARE` of the base's rows or :data:`COMPACT_SEGMENTS` segments
+        (or there is no base yet, or after a resync), so a daily run on a 100M-key state that changed 1 % does
+        not rewrite 100M rows every day.
+
+        :param resync: rebuild from the resync's segments only (``full_resync``; those of an interrupted
+            attempt included): the old base and older segments are dropped.
         :param memory_limit: DuckDB's memory limit.
-        :return: the keys of the new base; ``None`` when there was nothing to merge (the base is not rewritten).
+        :return: the keys of the new base; ``None`` when the base was not rewritten (nothing to merge, or the
+            journal is kept).
         """
         from airflow_provider_hubcomm.sync.duck import connect, state_relation
 
-        names = list(self.written) if resync else self.segment_names()
+        if resync:
+            since = self.resync_from or "0" * 20
+            names = [name for name in self.segment_names() if name[:20] >= since]
+        else:
+            names = self.segment_names()
         if not resync and not names:
+            self._end_resync()
             return None
         if resync:
             base, segments = None, [self._copy(f"{JOURNAL_DIR}/{name}") for name in names]
         else:
             base, segments = self.fetch()
+            if base is not None and not _worth_compacting(base, segments, memory_limit, self.workdir):
+                self._end_resync()
+                return None
         out = self.workdir / "new-state.parquet"
         con = connect(self.workdir, memory_limit)
         try:
@@ -187,7 +241,49 @@ class SyncState:
         stale = set(self.segment_names()) if resync else set(names)
         for name in sorted(stale):
             (self.journal / name).unlink()
+        self._end_resync()
         return int(kept[0]) if kept else 0
+
+    def _end_resync(self) -> None:
+        """Remove the mark of a resync under way: it finished (or a normal run finished after it was given up)."""
+        marker = self.root / RESYNC_MARK
+        if marker.exists():
+            marker.unlink()
+        self.resync_from = None
+
+
+def _when(stamp: str) -> str:
+    return datetime.fromtimestamp(int(stamp) / 1e9, UTC).isoformat(timespec="seconds")
+
+
+def _worth_compacting(base: str, segments: list[str], memory_limit: str, workdir: Path) -> bool:
+    """Return whether the journal is large enough, next to the base, to be merged into it now."""
+    if len(segments) > COMPACT_SEGMENTS:
+        return True
+    journal_rows = 0
+    for segment in segments:
+        with open(segment, "rb") as fh:
+            while block := fh.read(1 << 20):
+                journal_rows += block.count(b"\n")
+    from airflow_provider_hubcomm.sync.duck import connect, q
+
+    con = connect(workdir, memory_limit)
+    try:
+        counted = con.execute(f"SELECT count(*) FROM read_parquet({q(base)})").fetchone()  # from the footer
+    finally:
+        con.close()
+    base_rows = int(counted[0]) if counted else 0
+    if journal_rows > COMPACT_SHARE * base_rows:
+        return True
+    log.info(
+        "Sync state: %d journal rows in %d segments kept beside the base's %d (compacted past %d %% or %d segments).",
+        journal_rows,
+        len(segments),
+        base_rows,
+        int(COMPACT_SHARE * 100),
+        COMPACT_SEGMENTS,
+    )
+    return False
 
 
 _COPY_BUFFER: Final = 4 * 1024 * 1024

@@ -197,3 +197,58 @@ def test_colliding_keys_are_never_taken_for_duplicates(
     summary = _sync(api, data, tmp_path, **options)
     assert (summary["written"], summary["skipped_by_reason"]["duplicate"]) == (30, 2)
     assert len({(s.lower(), i) for s, i, _ in _sent(api)}) == 30
+
+
+def test_a_killed_full_resync_resumes_where_it_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry of a killed resync skips what the resync confirmed, not what the old state held."""
+    api = MiniHubSpot()
+    _sync(api, rows(100), tmp_path)  # the old state: 100 rows, which the resync must send again
+    monkeypatch.setattr(state_module, "CHECKPOINT_ROWS", 50)
+    real_append = state_module.SyncState.append
+    segments = 0
+
+    def dying_append(self: state_module.SyncState, lines: list[str]) -> None:
+        nonlocal segments
+        segments += 1
+        if segments > 3:
+            raise KeyboardInterrupt("killed")
+        real_append(self, lines)
+
+    monkeypatch.setattr(state_module.SyncState, "append", dying_append)
+    data = rows(400)
+    before = len(api.writes)
+    with pytest.raises(KeyboardInterrupt):
+        _sync(api, data, tmp_path, batch_size=10, max_concurrency=1, full_resync=True)
+    sent_first = {s for s, _, _ in _sent(api, before)}
+    assert {f"user{i}@example.com" for i in range(100)} <= sent_first  # the old state was ignored
+    assert (tmp_path / "state" / state_module.RESYNC_MARK).exists()
+    monkeypatch.setattr(state_module.SyncState, "append", real_append)
+    before = len(api.writes)
+    retry = _sync(api, data, tmp_path, batch_size=10, max_concurrency=1, full_resync=True)
+    sent_again = {s for s, _, _ in _sent(api, before)}
+    assert (retry["unchanged"], retry["written"]) == (150, 250)  # the resync's three checkpoints were kept
+    assert len(sent_first & sent_again) <= 50 + 10
+    assert not (tmp_path / "state" / state_module.RESYNC_MARK).exists()
+    assert _journal(tmp_path) == []
+    assert _sync(api, data, tmp_path)["unchanged"] == 400  # the rebuilt state holds every row
+
+
+def test_a_small_change_keeps_the_journal_and_a_large_one_compacts(tmp_path: Path) -> None:
+    api = MiniHubSpot()
+    data = rows(200)
+    _sync(api, data, tmp_path)
+    base = tmp_path / "state" / BASE_NAME
+    written_at = base.stat().st_mtime_ns
+    for i in range(3):
+        data[i]["statusState"] = "NOT_SPECIFIED"
+    assert _sync(api, data, tmp_path)["written"] == 3
+    assert base.stat().st_mtime_ns == written_at  # 3 rows of 200: the base is not rewritten
+    assert len(_journal(tmp_path)) == 1
+    again = _sync(api, data, tmp_path)
+    assert (again["unchanged"], again["requests"]) == (200, 0)  # the journal counts as state
+    for i in range(10, 40):
+        data[i]["statusState"] = "NOT_SPECIFIED"
+    assert _sync(api, data, tmp_path)["written"] == 30
+    assert _journal(tmp_path) == []  # 33 journal rows > 10 % of 200: compacted
+    assert base.stat().st_mtime_ns != written_at
+    assert _sync(api, data, tmp_path)["unchanged"] == 200
