@@ -20,6 +20,9 @@ system of that child, ``os.wait4``), its peak RSS and the most disk its work fol
 * ``diff``: **the provider's path**: ``SyncRun(state, dry_run=True).prepare(spool)`` (copy of the base into
   the run's work folder, export of the spool as JSON lines, DuckDB de-duplication + left join, verdicts), then
   the send pass's read of the rows left (``SyncedSpool.records()``), timed apart;
+* ``provider``: **the provider's path with a Parquet input** (the vectorised validation pass, its Parquet
+  spool read by the diff as it is, the rows with a verdict read back), a dry run: validation, diff and read-back
+  timed apart; the input with the API's column names (``user.parquet``) is written first, untimed;
 * ``compact``: the end of a run that confirmed 1 % of the keys: a journal of N / 100 entries merged into the
   base by ``SyncState.compact`` (a new ``state.parquet``, in a copy of the state folder whose base is a hard
   link, so the phases after it see the generated state).
@@ -47,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _syncdata import INPUT_COLUMNS, generate
 
-PHASES = ("gen", "scan", "core", "spool", "diff", "compact")
+PHASES = ("gen", "scan", "core", "spool", "diff", "provider", "compact")
 _BLOCK_ROWS = 4096
 
 
@@ -208,6 +211,67 @@ def phase_diff(root: Path, rows: int) -> dict[str, Any]:
         **timed.figures(),
         "stream_t": round(stream.wall, 2),
         "stream_c": round(stream.cpu, 2),
+        "send": send,
+        "superseded": superseded,
+        "kept": run.kept,
+        "unchanged": run.unchanged,
+        "disk_mb": disk / 1e6,
+    }
+
+
+def phase_provider(root: Path, rows: int) -> dict[str, Any]:
+    """The provider's whole path on a Parquet input as a user gives it, a dry run against the N-key state.
+
+    ``user.parquet`` (the input with the API's column names, in row order) is validated by the vectorised pass
+    (``batch.columnar.validate_parquet``: a Parquet spool, no Python per row), the diff reads that spool as it
+    is (``SyncRun.prepare``), and the rows with a verdict are read back as the send pass would read them.
+    """
+    import logging
+
+    from airflow_provider_hubcomm.batch.columnar import validate_parquet
+    from airflow_provider_hubcomm.batch.rows import RowValidator
+    from airflow_provider_hubcomm.batch.sources import parquet_batches
+    from airflow_provider_hubcomm.sync.duck import connect
+    from airflow_provider_hubcomm.sync.run import SyncRun
+
+    user = root / "user.parquet"
+    if not user.exists():  # not timed: the user's extract
+        con = connect(root / "work-user")
+        con.execute("SET preserve_insertion_order=true")
+        con.execute(
+            f"""COPY (SELECT k AS subscriberIdString, s AS subscriptionId, st AS statusState, ch AS channel,
+                             lb AS legalBasis, ex AS legalBasisExplanation
+                      FROM read_parquet({_q(root / "input.parquet")}) ORDER BY r) TO {_q(user)} (FORMAT parquet)"""
+        )
+        con.close()
+    logging.basicConfig(level=logging.INFO, format="  provider log: %(message)s", stream=sys.stderr)
+    run = SyncRun(str(root / "state"), dry_run=True)
+    spool_dir = run.workdir / "spool"
+    spool_dir.mkdir()
+    sampler = DiskSampler(run.workdir)
+    batches = parquet_batches(user)
+    assert batches is not None
+    with Timed() as validation:
+        checked = validate_parquet(batches, RowValidator(), stop_at_invalid=True, spool_dir=str(spool_dir))
+    spool = checked.spool
+    assert spool is not None
+    with Timed() as timed:
+        synced = run.prepare(spool)
+    send = superseded = 0
+    with Timed() as stream:
+        for _, _, dup in synced.records():
+            superseded += dup
+            send += not dup
+    disk = sampler.stop()
+    spool.close()
+    run.close()
+    return {
+        "validate_t": round(validation.wall, 2),
+        "validate_c": round(validation.cpu, 2),
+        **timed.figures(),
+        "stream_t": round(stream.wall, 2),
+        "stream_c": round(stream.cpu, 2),
+        "valid": checked.valid,
         "send": send,
         "superseded": superseded,
         "kept": run.kept,

@@ -233,7 +233,7 @@ def validate_parquet(
     pa, pc, pq = _modules()
     result = ValidationPass()
     spool = ParquetSpool(spool_dir)
-    writer = pq.ParquetWriter(str(spool.path), spool.schema, compression="none")
+    writer = pq.ParquetWriter(str(spool.path), spool.schema, compression="snappy")
     validate = validator.validate
     errors = result.errors
     unseen = result.columns_unseen
