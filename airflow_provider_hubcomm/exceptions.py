@@ -103,6 +103,10 @@ class HubCommConfigError(HubCommError):
     """The connection (or a hook argument) lacks a required field or holds a bad value."""
 
 
+class HubCommStateInUseError(HubCommError):
+    """Another run holds the sync state's writer lease: two writers at once would corrupt the state."""
+
+
 class HubCommValidationError(HubCommError, ValueError):
     """Input refused before any request was sent; the message names row, field, value and allowed values.
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_hubcomm.sync import state as _state
-from airflow_provider_hubcomm.sync.state import Journal, SyncState
+from airflow_provider_hubcomm.sync.state import Journal, Lease, SyncState
 
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.contracts import SyncStateSummary
@@ -76,6 +76,8 @@ class SyncRun:
         rows = _state.CHECKPOINT_ROWS if checkpoint_rows is None else checkpoint_rows
         seconds = _state.CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds
         self.journal = None if dry_run else Journal(self.state, rows, seconds)
+        task = None if task_run is None else "/".join(task_run[:3])  # every try of the task alike
+        self.lease = None if dry_run else Lease(self.state, task)
         self.unchanged = 0
         self.kept = 0
         self.sync_log = sync_log and not dry_run
@@ -91,6 +93,9 @@ class SyncRun:
         """
         from airflow_provider_hubcomm.sync.diff import ColumnarSource, SyncedSpool, diff
 
+        if self.lease is not None:  # before anything of the state is read
+            self.lease.acquire(self.shown)
+            self.state.lease = self.lease
         base, segments = self.state.fetch(include=not self.full_resync, mark=not self.dry_run)
         if self.full_resync and not segments:
             log.info("Sync state at %s ignored for this run (full_resync=True): every row is sent.", self.shown)
@@ -148,6 +153,11 @@ class SyncRun:
         except Exception as err:  # do not hide the run's own error; these rows are sent again next run
             log.warning("Sync state at %s: the last checkpoint could not be written: %s", self.shown, err)
         finally:
+            try:
+                if self.lease is not None:
+                    self.lease.release()
+            except Exception as err:  # the lease expires by itself
+                log.warning("Sync state at %s: the writer lease could not be released: %s", self.shown, err)
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def summary(self) -> SyncStateSummary:
