@@ -430,13 +430,14 @@ class _Verdicted:
         self.spool = spool
         self.verdicts = verdicts
         self.rows = spool.rows
-        self._joined: Path | None = None
 
-    def _join(self) -> Path:
-        if self._joined is None:
+    def _join(self, refused: bool) -> Path:
+        """Write (once) the spool's rows with a verdict, ``r`` verdicts (``refused``) or the others, in row order."""
+        name = "refused.parquet" if refused else "verdicted.parquet"
+        out = self.spool.folder / name
+        if not out.exists():
             from airflow_provider_hubcomm.sync.duck import connect, q
 
-            out = self.spool.folder / "verdicted.parquet"
             con = connect(self.spool.folder)
             try:
                 con.execute(
@@ -445,18 +446,23 @@ class _Verdicted:
                         FROM ({self.spool.rows_sql()}) p
                         JOIN read_csv({q(self.verdicts)}, header=false, auto_detect=false,
                                       columns={{'r': 'BIGINT', 'v': 'VARCHAR'}}) v ON v.r = p.r
+                        WHERE {"v.v = 'r'" if refused else "v.v <> 'r'"}
                         ORDER BY p.r
                     ) TO {q(out)} (FORMAT parquet, COMPRESSION uncompressed)"""
                 )
             finally:
                 con.close()
-            self._joined = out
-        return self._joined
+        return out
 
     def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
-        """Yield ``(row_number, write_row, superseded)`` for every row with a verdict, in input order."""
-        for numbers, writes, dup in _read(self._join(), (*_FIELDS, "dup")):
+        """Yield ``(row_number, write_row, superseded)`` for the rows to send and the superseded ones, in order."""
+        for numbers, writes, dup in _read(self._join(False), (*_FIELDS, "dup")):
             yield from zip(numbers, writes, dup, strict=True)
+
+    def refused(self) -> Iterator[tuple[int, WriteRow]]:
+        """Yield ``(row_number, write_row)`` of the rows the guard refused last time, unchanged since."""
+        for numbers, writes, _ in _read(self._join(True), (*_FIELDS, "dup")):
+            yield from zip(numbers, writes, strict=True)
 
     def close(self) -> None:
         """Delete the spool's folder."""

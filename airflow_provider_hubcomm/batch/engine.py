@@ -47,7 +47,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_hubcomm.batch.chunk import BatchSize
-from airflow_provider_hubcomm.batch.guard import needs_read
+from airflow_provider_hubcomm.batch.guard import RESUBSCRIBE, needs_read, remembered_refusal
 from airflow_provider_hubcomm.batch.header import check_header
 from airflow_provider_hubcomm.batch.options import BatchWriteOptions
 from airflow_provider_hubcomm.batch.outputs import JsonLinesSink
@@ -156,7 +156,9 @@ class BatchWriteEngine:
             if sync is not None:
                 records = sync.prepare(spool)
                 account.skipped["unchanged"] += sync.unchanged
-            if sync is not None and sync.unchanged == sync.kept:  # nothing to send: no request at all
+                for row, write in sync.refused_rows():  # refused last time, unchanged: no read again
+                    account.skip(row, write, RESUBSCRIBE, remembered_refusal(write), record=False)
+            if sync is not None and sync.unchanged + sync.refused == sync.kept:  # nothing to send: no request
                 account.skipped["duplicate"] += sum(1 for _ in records.records())
             else:
                 aborted = self._send(records, account, size)

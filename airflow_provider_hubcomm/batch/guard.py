@@ -39,7 +39,17 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.rows import WriteRow
     from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
 
-__all__ = ["Packer", "ReadCache", "ReadJob", "Verdict", "decide", "needs_read", "read_job"]
+__all__ = [
+    "RESUBSCRIBE",
+    "Packer",
+    "ReadCache",
+    "ReadJob",
+    "Verdict",
+    "decide",
+    "needs_read",
+    "read_job",
+    "remembered_refusal",
+]
 
 _SUBSCRIBED = StatusState.SUBSCRIBED.value
 _UNSUBSCRIBED = StatusState.UNSUBSCRIBED.value
@@ -288,6 +298,18 @@ def read_job(hook: HubCommHook, job: ReadJob, size: BatchSize) -> ReadJob:
 def _unreadable(why: Reason) -> Reason:
     return Reason(
         why.category, f"current status unreadable, not re-subscribing blindly: {why.message}", why.correlation_id
+    )
+
+
+def remembered_refusal(write: WriteRow) -> str:
+    """Return the failed-rows message of a row the guard refused in an earlier run, unchanged since.
+
+    :param write: the row.
+    """
+    return (
+        f"{write.subscriber} was not re-subscribed to subscription {write.subscription_id} in an earlier run "
+        "(opted out in HubSpot) and this row has not changed since; not read or sent again "
+        "(allow_resubscribe=False; full_resync=True checks it again)"
     )
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["AnswerRecorder", "RunAccount"]
 
 _COMPLETE = "COMPLETE"
+_RESUBSCRIBE = "resubscribe_not_allowed"
 
 
 class AnswerRecorder(Protocol):
@@ -31,6 +32,9 @@ class AnswerRecorder(Protocol):
 
     def record(self, write: WriteRow, confirmed: bool) -> None:
         """Note a row sent: ``confirmed`` when its batch operation was ``COMPLETE``, else failed or pending."""
+
+    def refused(self, write: WriteRow) -> None:
+        """Note a row the re-subscribe guard refused (not sent)."""
 
 
 class RunAccount(Tally):
@@ -62,13 +66,15 @@ class RunAccount(Tally):
         message = "; ".join(str(e) for e in errors)
         self._skip_listed(row, dict(raw), "invalid", message, [e.to_dict() for e in errors])
 
-    def skip(self, row: int, write: WriteRow, reason: str, message: str | None = None) -> None:
+    def skip(self, row: int, write: WriteRow, reason: str, message: str | None = None, *, record: bool = True) -> None:
         """Count a skipped valid row; rows of :data:`LISTED_SKIPS` are also listed in the failed-rows file.
 
         :param row: row number.
         :param write: the row.
         :param reason: one of :data:`~airflow_provider_hubcomm.contracts.SKIP_REASONS`.
         :param message: why, for the failed-rows file (default: the subscription reads ``UNSUBSCRIBED``).
+        :param record: tell the recorder (the sync state) of a ``resubscribe_not_allowed`` row; ``False`` for a
+            refusal the state already holds.
         """
         if reason not in LISTED_SKIPS:
             self.skipped[reason] += 1
@@ -79,6 +85,8 @@ class RunAccount(Tally):
                 "not re-subscribed (allow_resubscribe=False)"
             )
         self._skip_listed(row, write.to_api(), reason, self.redact(message))
+        if record and reason == _RESUBSCRIBE and self.recorder is not None:
+            self.recorder.refused(write)
 
     def fail(self, row: int, write: WriteRow, reason: Reason) -> None:
         """Count a failed row and list it in the failed-rows file.

@@ -15,7 +15,9 @@ state holds the same state, channel, legal basis and explanation, confirmed by H
 few changes the verdicts, and the sort that orders them, are small. :class:`SyncedSpool` then streams the
 spool and the verdicts side by side (both in row order): ``d`` rows are superseded duplicates; rows without a
 verdict are left out of the run (counted once as skipped ``unchanged`` by the engine); ``s`` rows go on to the
-preflight, the guard and the send pass.
+preflight, the guard and the send pass. ``r`` marks a row the re-subscribe guard refused last time (the state
+holds it with ``ok`` NULL) whose values have not changed: it is skipped again as ``resubscribe_not_allowed``
+without the guard's reads (:meth:`SyncedSpool.refused`); ``full_resync`` checks such rows again.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class DiffResult(NamedTuple):
     unchanged: int
     #: SQL of the input rows (columns ``r k sb s st ch lb ex``), kept for the sync log; ``None``: not kept.
     rows: str | None = None
+    #: kept rows the re-subscribe guard refused last time, with the same values (verdict ``r``): not sent.
+    refused: int = 0
 
 
 def _export(spool: RowSource[StatusFields], path: Path) -> int:
@@ -151,8 +155,10 @@ def verdicts_sql(rows: str, base: str | None, segments: list[str], *, aggregate:
     return f"""
         WITH {last},
         state AS ({state_relation(base, segments)})
-        SELECT l.r, CASE WHEN l.dup THEN 'd' ELSE 's' END AS v
+        SELECT l.r, CASE WHEN l.dup THEN 'd' WHEN t.ok IS NULL AND t.k IS NOT NULL THEN 'r' ELSE 's' END AS v
         FROM inp l LEFT JOIN state t ON NOT l.dup AND t.k = l.k AND t.s = l.s
+                                     AND (t.ok IS NOT NULL OR (t.st = l.st AND t.ch IS NOT DISTINCT FROM l.ch
+                                          AND t.lb IS NOT DISTINCT FROM l.lb AND t.ex IS NOT DISTINCT FROM l.ex))
         WHERE l.dup OR NOT coalesce(t.ok AND t.st = l.st AND t.ch IS NOT DISTINCT FROM l.ch
                                     AND t.lb IS NOT DISTINCT FROM l.lb AND t.ex IS NOT DISTINCT FROM l.ex, false)
         ORDER BY l.r
@@ -191,16 +197,16 @@ def diff(
     con = connect(workdir, memory_limit)
     try:
         con.execute(f"COPY ({query}) TO {q(verdicts)} (FORMAT csv, HEADER false)")
-        send, superseded = con.execute(
-            f"SELECT count(*) FILTER (WHERE v = 's'), count(*) FILTER (WHERE v = 'd') FROM read_csv({q(verdicts)}, "
-            "header=false, auto_detect=false, columns={'r': 'BIGINT', 'v': 'VARCHAR'})"
-        ).fetchone() or (0, 0)
+        send, superseded, refused = con.execute(
+            "SELECT count(*) FILTER (WHERE v = 's'), count(*) FILTER (WHERE v = 'd'), count(*) FILTER (WHERE v = 'r') "
+            f"FROM read_csv({q(verdicts)}, header=false, auto_detect=false, columns={{'r': 'BIGINT', 'v': 'VARCHAR'}})"
+        ).fetchone() or (0, 0, 0)
     finally:
         con.close()
     if not keep_rows and rows is not None:
         rows.unlink()
     kept = exported - int(superseded)
-    unchanged = kept - int(send)
+    unchanged = kept - int(send) - int(refused)
     log.info(
         "Sync state: %d distinct rows, %d unchanged since the last confirmed sync (export %.1f s, diff %.1f s).",
         kept,
@@ -208,7 +214,7 @@ def diff(
         exported_at - started,
         time.perf_counter() - exported_at,
     )
-    return DiffResult(verdicts, kept, unchanged, source if keep_rows else None)
+    return DiffResult(verdicts, kept, unchanged, source if keep_rows else None, int(refused))
 
 
 class SyncedSpool(Generic[R]):
@@ -227,13 +233,25 @@ class SyncedSpool(Generic[R]):
         self.rows = spool.rows
 
     def records(self) -> Iterator[tuple[int, R, bool]]:
-        """Yield ``(row_number, row, superseded)`` for every row but the unchanged ones, in input order."""
+        """Yield ``(row_number, row, superseded)`` for the rows to send and the superseded ones, in input order."""
         with self.verdicts.open(newline="", encoding="utf-8") as fh:
             verdicts = csv.reader(fh)
             at, verdict = _next_verdict(verdicts)
             for row, write, _ in self.spool.records():
                 if row == at:
-                    yield row, write, verdict == "d"
+                    if verdict != "r":
+                        yield row, write, verdict == "d"
+                    at, verdict = _next_verdict(verdicts)
+
+    def refused(self) -> Iterator[tuple[int, R]]:
+        """Yield ``(row_number, row)`` of the rows the guard refused last time, unchanged since (verdict ``r``)."""
+        with self.verdicts.open(newline="", encoding="utf-8") as fh:
+            verdicts = csv.reader(fh)
+            at, verdict = _next_verdict(verdicts)
+            for row, write, _ in self.spool.records():
+                if row == at:
+                    if verdict == "r":
+                        yield row, write
                     at, verdict = _next_verdict(verdicts)
 
     def close(self) -> None:

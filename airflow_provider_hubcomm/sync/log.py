@@ -164,6 +164,7 @@ def write_log(
                CASE WHEN w.r IS NOT NULL THEN NULL
                     WHEN f.r IS NOT NULL THEN coalesce(f.reason, f.category)
                     WHEN v.v = 'd' THEN 'duplicate'
+                    WHEN v.v = 'r' THEN 'resubscribe_not_allowed'
                     ELSE 'unchanged' END AS reason,
                f.message, w.os AS operation_status
         FROM inp i LEFT JOIN ver v ON v.r = i.r LEFT JOIN wr w ON w.r = i.r LEFT JOIN fl f ON f.r = i.r

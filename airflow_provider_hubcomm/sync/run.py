@@ -30,6 +30,8 @@ from airflow_provider_hubcomm.sync import state as _state
 from airflow_provider_hubcomm.sync.state import Journal, Lease, SyncState
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_hubcomm.contracts import SyncStateSummary
     from airflow_provider_hubcomm.sync.diff import DiffResult, RowSource, SyncedSpool
     from airflow_provider_hubcomm.sync.state import StatusFields
@@ -80,6 +82,8 @@ class SyncRun:
         self.lease = None if dry_run else Lease(self.state, task)
         self.unchanged = 0
         self.kept = 0
+        self.refused = 0
+        self._prepared: Any = None
         self.sync_log = sync_log and not dry_run
         self.task_run = task_run
         self.finished = False
@@ -100,11 +104,22 @@ class SyncRun:
         if self.full_resync and not segments:
             log.info("Sync state at %s ignored for this run (full_resync=True): every row is sent.", self.shown)
         result = diff(spool, base, segments, self.workdir, keep_rows=self.sync_log)
-        self.unchanged, self.kept = result.unchanged, result.kept
+        self.unchanged, self.kept, self.refused = result.unchanged, result.kept, result.refused
         self._diff = result
         if isinstance(spool, ColumnarSource):  # read back only the rows with a verdict
-            return spool.filtered(result.verdicts)
-        return SyncedSpool(spool, result.verdicts)
+            self._prepared = spool.filtered(result.verdicts)
+        else:
+            self._prepared = SyncedSpool(spool, result.verdicts)
+        return self._prepared
+
+    def refused_rows(self) -> Iterator[tuple[int, Any]]:
+        """Yield the rows the re-subscribe guard refused in an earlier run whose values have not changed.
+
+        They are skipped again as ``resubscribe_not_allowed`` without the guard's reads (``full_resync``
+        checks them again). Call after :meth:`prepare`.
+        """
+        if self.refused and self._prepared is not None:
+            yield from self._prepared.refused()
 
     def finish(self) -> None:
         """Write the last checkpoint and compact the state (not in a dry run)."""

@@ -473,11 +473,19 @@ class Journal:
         self._second = -1
         self._at = ""
 
-    def record(self, write: StatusFields, confirmed: bool) -> None:
+    def refused(self, write: StatusFields) -> None:
+        """Note a row the re-subscribe guard refused (``ok`` NULL): skipped again while its values stay the same.
+
+        :param write: the row refused.
+        """
+        self.record(write, None)
+
+    def record(self, write: StatusFields, confirmed: bool | None) -> None:
         """Note HubSpot's answer for a row sent; write a segment when a step is full.
 
         :param write: the row sent.
-        :param confirmed: HubSpot confirmed the write (``COMPLETE``); ``False``: failed or not confirmed.
+        :param confirmed: HubSpot confirmed the write (``COMPLETE``); ``False``: failed or not confirmed;
+            ``None``: not sent, the re-subscribe guard refused it.
         """
         sub, sid, state, channel, basis, expl = write
         now = int(time.time())
@@ -487,7 +495,7 @@ class Journal:
         self.lines.append(
             f'{{"n":{len(self.lines)},"k":{_esc(sub.lower())},"s":{sid:d},"st":"{state}","ch":"{channel}","lb":'
             f'{"null" if basis is None else _esc(basis)},"ex":{"null" if expl is None else _esc(expl)}'
-            f',"ok":{"true" if confirmed else "false"},"ts":"{at}"}}'
+            f',"ok":{"null" if confirmed is None else "true" if confirmed else "false"},"ts":"{at}"}}'
         )
         self.recorded += 1
         if len(self.lines) >= self.step or time.monotonic() - self.since >= self.seconds:

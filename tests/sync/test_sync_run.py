@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_hubcomm.sync import state as state_module
 from airflow_provider_hubcomm.sync.state import BASE_NAME, JOURNAL_DIR
-from tests.batch._mini import MiniHubSpot, assert_adds_up, rows, run
+from tests.batch._mini import MiniHubSpot, assert_adds_up, read_lines, rows, run
 
 
 def _sync(api: MiniHubSpot, inputs: Any, tmp_path: Path, **options: Any) -> dict[str, Any]:
@@ -180,8 +180,35 @@ def test_the_state_is_no_proof_of_consent(tmp_path: Path) -> None:
     assert guarded["skipped_by_reason"]["resubscribe_not_allowed"] == 1
     assert guarded["written"] == 0
     assert api.state[("ann@example.com", 101)] == "UNSUBSCRIBED"
+    calls = api.calls
+    remembered = _sync(api, [changed], tmp_path)  # the same row again: the refusal is remembered, no read
+    assert remembered["skipped_by_reason"]["resubscribe_not_allowed"] == 1
+    assert (remembered["requests"], api.calls) == (0, calls)
+    (listed,) = read_lines(remembered["failed_rows_path"])
+    assert listed["reason"] == "resubscribe_not_allowed"
+    assert "earlier run" in listed["message"]
     resync = _sync(api, [row], tmp_path, full_resync=True)  # full_resync: the guard decides, the row is sent again
     assert resync["skipped_by_reason"]["resubscribe_not_allowed"] == 1
+    assert resync["requests"] > 0
+
+
+def test_a_remembered_refusal_ends_when_the_warehouse_row_changes(tmp_path: Path) -> None:
+    api = MiniHubSpot()
+    api.state[("bo@example.com", 101)] = "UNSUBSCRIBED"
+    row = {"subscriberIdString": "bo@example.com", "subscriptionId": 101, "statusState": "SUBSCRIBED"}
+    first = _sync(api, [row, *rows(10)], tmp_path)
+    assert (first["skipped_by_reason"]["resubscribe_not_allowed"], first["written"]) == (1, 10)
+    again = _sync(api, [row, *rows(10)], tmp_path)
+    assert (again["skipped_by_reason"]["resubscribe_not_allowed"], again["unchanged"], again["requests"]) == (1, 10, 0)
+    api.state[("bo@example.com", 101)] = "NOT_SPECIFIED"  # HubSpot changes behind the sync: not seen, as documented
+    assert _sync(api, [row, *rows(10)], tmp_path)["skipped_by_reason"]["resubscribe_not_allowed"] == 1
+    moved = {**row, "statusState": "UNSUBSCRIBED"}  # the warehouse changes: the row is sent
+    changed = _sync(api, [moved, *rows(10)], tmp_path)
+    assert (changed["written"], changed["skipped_by_reason"]["resubscribe_not_allowed"]) == (1, 0)
+    back = _sync(api, [row, *rows(10)], tmp_path)  # back to SUBSCRIBED: changed again, so the guard reads
+    assert back["requests"] > 0
+    assert (back["written"], back["skipped_by_reason"]["resubscribe_not_allowed"]) == (0, 1)  # our UNSUBSCRIBED
+
 
 
 @pytest.mark.parametrize("with_state", [False, True])
