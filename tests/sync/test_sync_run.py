@@ -210,7 +210,6 @@ def test_a_remembered_refusal_ends_when_the_warehouse_row_changes(tmp_path: Path
     assert (back["written"], back["skipped_by_reason"]["resubscribe_not_allowed"]) == (0, 1)  # our UNSUBSCRIBED
 
 
-
 @pytest.mark.parametrize("with_state", [False, True])
 def test_colliding_keys_are_never_taken_for_duplicates(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_state: bool
