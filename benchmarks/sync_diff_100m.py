@@ -9,7 +9,7 @@ Data: :mod:`_syncdata` (~5 % duplicate keys, last row wins; state 1 % changed, 0
 it is held in Python. Each phase runs in its own child process; the parent reports wall time, CPU (user +
 system of that child, ``os.wait4``), its peak RSS and the most disk its work folder held (sampled every second):
 
-* ``gen``: write ``input.parquet`` and the state's base ``state/state.parquet``;
+* ``gen``: write ``input.parquet``, the state's base ``state/state.parquet`` and ``user.parquet``;
 * ``scan``: read the input once, ``SELECT count(*), sum(hash(r, k, s, st, ch, lb, ex))``, with the provider's
   DuckDB connection (``sync.duck.connect``): the unit of the ratios;
 * ``core``: the provider's diff SQL (``sync.diff.verdicts_sql(..., aggregate=True)`` and the state relation of
@@ -22,7 +22,7 @@ system of that child, ``os.wait4``), its peak RSS and the most disk its work fol
   the send pass's read of the rows left (``SyncedSpool.records()``), timed apart;
 * ``provider``: **the provider's path with a Parquet input** (the vectorised validation pass, its Parquet
   spool read by the diff as it is, the rows with a verdict read back), a dry run: validation, diff and read-back
-  timed apart; the input with the API's column names (``user.parquet``) is written first, untimed;
+  timed apart, on ``user.parquet``: the input with the API's column names, written by ``gen``;
 * ``compact``: the end of a run that confirmed 1 % of the keys: a journal of N / 100 entries merged into the
   base by ``SyncState.compact`` (a new ``state.parquet``, in a copy of the state folder whose base is a hard
   link, so the phases after it see the generated state).
@@ -113,6 +113,13 @@ def phase_gen(root: Path, rows: int) -> dict[str, Any]:
     con = connect(root / "work-gen")
     con.execute("SET preserve_insertion_order=true")  # the input in row order, as a spool is
     generate(con, rows, root / "input.parquet", root / "state" / "state.parquet")
+    # The input as a user gives it (the API's column names, in row order), for the provider phase.
+    con.execute(
+        f"""COPY (SELECT k AS subscriberIdString, s AS subscriptionId, st AS statusState, ch AS channel,
+                         lb AS legalBasis, ex AS legalBasisExplanation
+                  FROM read_parquet({_q(root / "input.parquet")}) ORDER BY r) TO {_q(root / "user.parquet")}
+            (FORMAT parquet)"""
+    )
     con.close()
     return {
         "input_mb": (root / "input.parquet").stat().st_size / 1e6,
@@ -231,19 +238,9 @@ def phase_provider(root: Path, rows: int) -> dict[str, Any]:
     from airflow_provider_hubcomm.batch.columnar import validate_parquet
     from airflow_provider_hubcomm.batch.rows import RowValidator
     from airflow_provider_hubcomm.batch.sources import parquet_batches
-    from airflow_provider_hubcomm.sync.duck import connect
     from airflow_provider_hubcomm.sync.run import SyncRun
 
-    user = root / "user.parquet"
-    if not user.exists():  # not timed: the user's extract
-        con = connect(root / "work-user")
-        con.execute("SET preserve_insertion_order=true")
-        con.execute(
-            f"""COPY (SELECT k AS subscriberIdString, s AS subscriptionId, st AS statusState, ch AS channel,
-                             lb AS legalBasis, ex AS legalBasisExplanation
-                      FROM read_parquet({_q(root / "input.parquet")}) ORDER BY r) TO {_q(user)} (FORMAT parquet)"""
-        )
-        con.close()
+    user = root / "user.parquet"  # written by the gen phase: this process's peak RSS is the provider's
     logging.basicConfig(level=logging.INFO, format="  provider log: %(message)s", stream=sys.stderr)
     run = SyncRun(str(root / "state"), dry_run=True)
     spool_dir = run.workdir / "spool"
