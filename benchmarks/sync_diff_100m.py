@@ -38,6 +38,7 @@ import contextlib
 import json
 import os
 import pickle
+import resource
 import shutil
 import subprocess
 import sys
@@ -248,17 +249,25 @@ def phase_provider(root: Path, rows: int) -> dict[str, Any]:
     sampler = DiskSampler(run.workdir)
     batches = parquet_batches(user)
     assert batches is not None
+
+    def peak_mb() -> float:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+    peaks = {"rss_before_mb": peak_mb()}
     with Timed() as validation:
         checked = validate_parquet(batches, RowValidator(), stop_at_invalid=True, spool_dir=str(spool_dir))
+    peaks["rss_after_validate_mb"] = peak_mb()
     spool = checked.spool
     assert spool is not None
     with Timed() as timed:
         synced = run.prepare(spool)
+    peaks["rss_after_diff_mb"] = peak_mb()
     send = superseded = 0
     with Timed() as stream:
         for _, _, dup in synced.records():
             superseded += dup
             send += not dup
+    peaks["rss_after_stream_mb"] = peak_mb()
     disk = sampler.stop()
     spool.close()
     run.close()
@@ -274,6 +283,7 @@ def phase_provider(root: Path, rows: int) -> dict[str, Any]:
         "kept": run.kept,
         "unchanged": run.unchanged,
         "disk_mb": disk / 1e6,
+        **peaks,
     }
 
 
