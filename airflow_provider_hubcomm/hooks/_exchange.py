@@ -14,6 +14,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pydantic_core
 from pydantic import ValidationError
 
 from airflow_provider_hubcomm.exceptions import (
@@ -61,6 +62,25 @@ def _absolute(base: httpx.URL, url: str) -> httpx.URL:
     return base.copy_with(raw_path=base.raw_path + merged.raw_path.lstrip(b"/"))
 
 
+def parse_answer(model: type[M], content: bytes) -> M:
+    """Parse an answer's JSON into ``model``: pydantic's own JSON parser first, then the model's validation.
+
+    ``pydantic_core.from_json`` (jiter, the parser ``model_validate_json`` uses: same JSON rules) followed by
+    ``model_validate`` takes ~110 µs for a 100-row batch write's 34 KB answer against ~130 µs for
+    ``model_validate_json`` (``benchmarks/http_cpu.py``). The response models are lax and hold only
+    ``str``/``int``/``dict``/``list`` fields, which validate alike from JSON and from Python. A body that is not
+    JSON takes the old path, so it raises the same :class:`pydantic.ValidationError` as before.
+
+    :param model: the response model.
+    :param content: the answer's body.
+    """
+    try:
+        data = pydantic_core.from_json(content)
+    except ValueError:
+        return model.model_validate_json(content)
+    return model.model_validate(data)
+
+
 def _request_kwargs(call: _Call[Any]) -> dict[str, Any]:
     if call.content is not None:
         return {"params": call.params, "content": call.content, "headers": {"Content-Type": "application/json"}}
@@ -76,6 +96,8 @@ class HubCommExchange:
     #: ``time.time()`` epoch past which no attempt, retry or wait runs (``None``: no limit).
     deadline: float | None
     _connect_timeout: float
+    #: Turns a 2xx answer's body into its model (a class attribute, so benchmarks can compare parsers).
+    _parse = staticmethod(parse_answer)
 
     if TYPE_CHECKING:
 
@@ -133,10 +155,7 @@ class HubCommExchange:
             raise make_api_error(response, redact=self.redact, note=note)
         try:
             cleaned = self._redacted_json(response.content)
-            if cleaned is None:
-                model = call.model.model_validate_json(response.content)
-            else:
-                model = call.model.model_validate(cleaned)
+            model = self._parse(call.model, response.content) if cleaned is None else call.model.model_validate(cleaned)
         except ValidationError as err:
             raise make_api_error(response, HubCommResponseValidationError, redact=self.redact) from err
         if isinstance(model, ActionResponse):

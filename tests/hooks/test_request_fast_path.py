@@ -6,8 +6,12 @@ import asyncio
 
 import httpx
 import pytest
+from pydantic import BaseModel, ValidationError
 
+from airflow_provider_hubcomm.exceptions import HubCommResponseValidationError
+from airflow_provider_hubcomm.hooks._exchange import parse_answer
 from airflow_provider_hubcomm.hooks.hubcomm import HubCommHook
+from airflow_provider_hubcomm.models import BatchWriteAck, BatchWriteResponse, StatusResponse
 from tests.hooks.conftest import BASE, Recorder, ok_status, set_conn
 
 
@@ -58,3 +62,39 @@ def test_request_urls_are_joined_as_httpx_joins_them(monkeypatch: pytest.MonkeyP
         "GET", "/communication-preferences/2026-03/statuses/odd%2Fuser%3Fx%40b.co", params={"channel": "EMAIL"}
     )
     assert [str(r.url) for r in rec.requests] == [str(expected.url)] * 2
+
+
+class TestParseAnswer:
+    """``parse_answer`` (``from_json`` + ``model_validate``) gives what ``model_validate_json`` gave."""
+
+    ANSWER = (
+        b'{"status":"COMPLETE","results":[{"channel":"EMAIL","status":"SUBSCRIBED","subscriberIdString":"a@b.co",'
+        b'"subscriptionId":101,"timestamp":"2026-12-02T11:13:08.408Z","businessUnitId":0,"extraField":[1,{"x":null}]},'
+        b'{"subscriberIdString":"c@d.co","subscriptionId":"102"}],"numErrors":1,"errors":[{"status":"error",'
+        b'"category":"VALIDATION_ERROR","message":"no","context":{"subscriptionId":["103"]}}],'
+        b'"requestedAt":"2026-12-02T11:13:08.400Z","links":null,"big":123456789012345678901234567890,"nan":NaN}'
+    )
+
+    @pytest.mark.parametrize("model", [BatchWriteAck, BatchWriteResponse, StatusResponse])
+    def test_same_model_as_model_validate_json(self, model: type[BaseModel]) -> None:
+        parsed = parse_answer(model, self.ANSWER)
+        expected = model.model_validate_json(self.ANSWER)
+        assert type(parsed) is type(expected)
+        assert parsed.model_dump_json() == expected.model_dump_json()  # NaN != NaN: compare as JSON (null)
+        assert parsed.model_extra is not None
+        assert parsed.model_extra["big"] == 123456789012345678901234567890
+
+    @pytest.mark.parametrize("body", [b"", b"{", b"<html>502</html>", b"\xff\xfe{}", b"[]", b"null", b'"x"'])
+    def test_bad_bodies_raise_a_validation_error(self, body: bytes) -> None:
+        with pytest.raises(ValidationError):
+            BatchWriteAck.model_validate_json(body)
+        with pytest.raises(ValidationError):
+            parse_answer(BatchWriteAck, body)
+
+    @pytest.mark.usefixtures("private_conn")
+    @pytest.mark.parametrize("body", [b"<html>502 Bad Gateway</html>", b"[]"])
+    def test_hook_maps_a_2xx_that_is_not_an_envelope(self, body: bytes) -> None:
+        rec = Recorder(lambda r, n: httpx.Response(200, content=body, headers={"Content-Type": "application/json"}))
+        hook = HubCommHook(transport=httpx.MockTransport(rec))
+        with pytest.raises(HubCommResponseValidationError):
+            hook.batch_write_serialized(b'{"inputs":[]}')
