@@ -6,6 +6,7 @@ only when a run has a ``state_path``, and DuckDB itself only by :func:`connect`.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -14,8 +15,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MEMORY_LIMIT", "connect", "q", "state_relation"]
 
-#: DuckDB's memory limit for the diff and the compaction.
-MEMORY_LIMIT: Final = "1500MB"
+#: DuckDB's memory limit for the diff, the de-duplication and the compaction (``HUBCOMM_SYNC_MEMORY_LIMIT``
+#: overrides it, e.g. ``"4GB"`` on a larger worker): with the run's Python side it keeps a 100M-row sync within
+#: about 2 GB of resident memory (see ``benchmarks/RESULTS.md``).
+MEMORY_LIMIT: Final = os.environ.get("HUBCOMM_SYNC_MEMORY_LIMIT", "1500MB")
 
 _COLUMNS: Final = (
     "{n: 'BIGINT', k: 'VARCHAR', s: 'BIGINT', st: 'VARCHAR', ch: 'VARCHAR', lb: 'VARCHAR', ex: 'VARCHAR', "
@@ -46,6 +49,10 @@ def connect(workdir: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyC
     con.execute(f"SET memory_limit={q(memory_limit)}")
     con.execute(f"SET temp_directory={q(tmp)}")
     con.execute("SET threads=2")
+    # Hand freed memory back at once instead of caching up to 512 MB of it: the process, not only DuckDB's
+    # buffers, has to stay within the worker's budget (100M rows: 2,085 -> see benchmarks/RESULTS.md).
+    con.execute("SET allocator_flush_threshold='32MB'")
+    con.execute("SET allocator_bulk_deallocation_flush_threshold='32MB'")
     con.execute("SET preserve_insertion_order=false")
     return con
 
