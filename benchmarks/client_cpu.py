@@ -150,7 +150,7 @@ def _validation(args: argparse.Namespace, rows: list[dict[str, Any]], path: str 
     if args.source == "parquet-rows":  # the row path over the same file (before the vectorised pass)
         return validate_rows(iter_rows(path), RowValidator(), stop_at_invalid=True)
     from airflow_provider_hubcomm.batch.columnar import validate_parquet
-    from airflow_provider_hubcomm.batch.sources import parquet_batches
+    from airflow_provider_hubcomm.batch.parquet import parquet_batches
 
     return validate_parquet(parquet_batches(path), RowValidator(), stop_at_invalid=True)
 

@@ -237,8 +237,8 @@ def phase_provider(root: Path, rows: int) -> dict[str, Any]:
     import logging
 
     from airflow_provider_hubcomm.batch.columnar import validate_parquet
+    from airflow_provider_hubcomm.batch.parquet import parquet_batches
     from airflow_provider_hubcomm.batch.rows import RowValidator
-    from airflow_provider_hubcomm.batch.sources import parquet_batches
     from airflow_provider_hubcomm.sync.run import SyncRun
 
     user = root / "user.parquet"  # written by the gen phase: this process's peak RSS is the provider's

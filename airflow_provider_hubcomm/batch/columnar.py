@@ -13,7 +13,8 @@
    :func:`~airflow_provider_hubcomm.batch.sources.iter_rows` would give it: errors, messages, ``on_invalid``
    handling and the rows accepted are the row path's own. Vectorised checks only ever accept rows the row
    path accepts, with the same canonical values (``tests/batch/test_columnar.py`` cross-checks both passes).
-3. Valid rows are appended to a Parquet spool (:class:`ParquetSpool`, in input order). Duplicates are found
+3. Valid rows are appended to a Parquet spool (:class:`~airflow_provider_hubcomm.batch.parquet.ParquetSpool`,
+   in input order). Duplicates are found
    exactly (full keys) by DuckDB when the rows are read back, or by the sync diff, which reads the spool
    directly (no export, no Python per row); a run with a state reads back only the rows it has to send.
 
@@ -22,17 +23,11 @@ Other inputs (in-memory rows, CSV, JSON lines) keep the row path.
 
 from __future__ import annotations
 
-import csv
-import functools
-import gc
 import importlib
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from itertools import repeat
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_provider_hubcomm.batch.parquet import ParquetSpool
 from airflow_provider_hubcomm.batch.rows import RowError, RowValidator, WriteRow
 from airflow_provider_hubcomm.batch.spool import KEEP_COLUMNS, KEEP_ERROR_ROWS, ValidationPass
 from airflow_provider_hubcomm.constants import INT64_MAX
@@ -51,7 +46,7 @@ from airflow_provider_hubcomm.rules import (
 if TYPE_CHECKING:
     from airflow_provider_hubcomm.sync.partition import PartitionFilter
 
-__all__ = ["ParquetSpool", "validate_parquet"]
+__all__ = ["DIGITS_FAST", "EMAIL_FAST", "validate_parquet"]
 
 #: An e-mail address the vectorised check accepts: printable ASCII without blanks, one ``@``, a dot in the
 #: domain. Every such string fully matches :data:`~airflow_provider_hubcomm.rules.EMAIL_RE` (each class
@@ -59,14 +54,8 @@ __all__ = ["ParquetSpool", "validate_parquet"]
 EMAIL_FAST: Final = r"^[!-?A-~]{1,64}@[!-?A-~]+\.[!--/-?A-~]+$"
 #: A subscription id given as text that the vectorised check accepts (18 digits stay below 2**63).
 DIGITS_FAST: Final = r"^[0-9]{1,18}$"
-#: Rows read back from the spool at a time.
-READ_ROWS: Final = 8192
 
 InvalidRowHandler = Callable[[int, Mapping[str, Any], list[RowError]], None]
-#: The spool's columns a :class:`WriteRow` is made of, after ``r``.
-_FIELDS: Final = ("r", "sb", "s", "st", "ch", "lb", "ex")
-#: ``_make_row(fields)``: a :class:`WriteRow` from a tuple of its fields, in C.
-_make_row: Final = functools.partial(tuple.__new__, WriteRow)
 
 
 def _modules() -> tuple[Any, Any, Any]:
@@ -75,21 +64,6 @@ def _modules() -> tuple[Any, Any, Any]:
         importlib.import_module("pyarrow"),
         importlib.import_module("pyarrow.compute"),
         importlib.import_module("pyarrow.parquet"),
-    )
-
-
-def _spool_schema(pa: Any) -> Any:
-    return pa.schema(
-        [
-            ("r", pa.int64()),
-            ("k", pa.string()),
-            ("sb", pa.string()),
-            ("s", pa.int64()),
-            ("st", pa.string()),
-            ("ch", pa.string()),
-            ("lb", pa.string()),
-            ("ex", pa.string()),
-        ]
     )
 
 
@@ -320,152 +294,3 @@ def _table(pa: Any, schema: Any, found: list[tuple[int, WriteRow]]) -> Any:
         for name, value in zip(schema.names, (number, sub.lower(), sub, sid, state, channel, basis, expl), strict=True):
             columns[name].append(value)
     return pa.table(columns, schema=schema)
-
-
-def _first_lines(reader: Iterator[list[str]], n: int) -> list[list[str]]:
-    """Return the first ``n`` lines of a CSV reader (fewer at its end)."""
-    return [line for line, _ in zip(reader, range(n), strict=False)]
-
-
-def _read(path: Path, columns: tuple[str, ...]) -> Iterator[Any]:
-    """Yield, per record batch of a spool file: the row numbers, the :class:`WriteRow` s, then any further column.
-
-    Columns become Python lists in C (``to_pylist``) and rows are zipped in C: no Python code per row.
-    """
-    pq = importlib.import_module("pyarrow.parquet")
-    for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=READ_ROWS, columns=list(columns)):
-        # Half a million new objects that hold no reference cycle: the cyclic collector, which would run
-        # every few hundred of them and walk them all (three quarters of the read's CPU), is held off.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            values = [batch.column(i).to_pylist() for i in range(len(columns))]
-            writes = list(map(_make_row, zip(*values[1:7], strict=True)))
-        finally:
-            if collecting:
-                gc.enable()
-        yield values[0], writes, *values[7:]
-
-
-class ParquetSpool:
-    """The valid rows of a Parquet input, in input order, in a Parquet file of the run's own (0700) folder.
-
-    Columns: ``r`` row number, ``k`` key (the subscriber lower-cased), ``sb`` the subscriber as given, ``s``
-    subscription id, ``st`` ``ch`` ``lb`` ``ex`` the fields. What the sync diff reads directly
-    (:meth:`rows_sql`), and what the preflight and the send pass read back (:meth:`records`).
-
-    :param directory: where to create the spool's folder (``None``: the system default).
-    """
-
-    def __init__(self, directory: str | None = None) -> None:
-        pa = importlib.import_module("pyarrow")
-        self.folder = Path(tempfile.mkdtemp(prefix="hubcomm-spool-", dir=directory))
-        self.path = self.folder / "rows.parquet"
-        self.schema = _spool_schema(pa)
-        self.rows = 0
-        self._superseded: Path | None = None
-
-    def rows_sql(self) -> str:
-        """Return DuckDB SQL of the rows (columns ``r k sb s st ch lb ex``)."""
-        from airflow_provider_hubcomm.sync.duck import q
-
-        return f"SELECT * FROM read_parquet({q(self.path)})"
-
-    def _duplicates(self) -> Path:
-        """Write (once) the row numbers of the superseded duplicates, in order: exact keys, last row wins."""
-        if self._superseded is None:
-            from airflow_provider_hubcomm.sync.duck import connect, q
-
-            out = self.folder / "superseded.csv"
-            con = connect(self.folder)
-            try:
-                con.execute(
-                    f"""COPY (
-                        WITH src AS ({self.rows_sql()}),
-                        rep AS (SELECT k, s, max(r) AS m FROM src GROUP BY k, s HAVING count(*) > 1)
-                        SELECT i.r, 'd' AS v FROM src i JOIN rep d ON d.k = i.k AND d.s = i.s WHERE i.r <> d.m
-                        ORDER BY i.r
-                    ) TO {q(out)} (FORMAT csv, HEADER false)"""
-                )
-            finally:
-                con.close()
-            self._superseded = out
-        return self._superseded
-
-    def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
-        """Yield ``(row_number, write_row, superseded)`` in input order."""
-        with self._duplicates().open(newline="", encoding="utf-8") as fh:
-            superseded = [int(line[0]) for line in _first_lines(csv.reader(fh), 1)]
-            if not superseded:  # the common case: no key repeats, no check per row
-                for numbers, writes in _read(self.path, _FIELDS):
-                    yield from zip(numbers, writes, repeat(False))
-                return
-            fh.seek(0)
-            marks = csv.reader(fh)
-            line = next(marks, None)
-            at = -1 if line is None else int(line[0])
-            for numbers, writes in _read(self.path, _FIELDS):
-                for row, write in zip(numbers, writes, strict=True):
-                    if row == at:
-                        yield row, write, True
-                        line = next(marks, None)
-                        at = -1 if line is None else int(line[0])
-                    else:
-                        yield row, write, False
-
-    def filtered(self, verdicts: Path) -> _Verdicted:
-        """Return the rows the sync diff gave a verdict (to send, or a superseded duplicate), read back alone.
-
-        :param verdicts: the diff's verdicts (``row,verdict`` in row order; rows without one are unchanged).
-        """
-        return _Verdicted(self, verdicts)
-
-    def close(self) -> None:
-        """Delete the spool's folder."""
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class _Verdicted:
-    """The spool's rows that have a verdict, joined by DuckDB: a run reads back only what it may send."""
-
-    def __init__(self, spool: ParquetSpool, verdicts: Path) -> None:
-        self.spool = spool
-        self.verdicts = verdicts
-        self.rows = spool.rows
-
-    def _join(self, refused: bool) -> Path:
-        """Write (once) the spool's rows with a verdict, ``r`` verdicts (``refused``) or the others, in row order."""
-        name = "refused.parquet" if refused else "verdicted.parquet"
-        out = self.spool.folder / name
-        if not out.exists():
-            from airflow_provider_hubcomm.sync.duck import connect, q
-
-            con = connect(self.spool.folder)
-            try:
-                con.execute(
-                    f"""COPY (
-                        SELECT p.r, p.sb, p.s, p.st, p.ch, p.lb, p.ex, v.v = 'd' AS dup
-                        FROM ({self.spool.rows_sql()}) p
-                        JOIN read_csv({q(self.verdicts)}, header=false, auto_detect=false,
-                                      columns={{'r': 'BIGINT', 'v': 'VARCHAR'}}) v ON v.r = p.r
-                        WHERE {"v.v = 'r'" if refused else "v.v <> 'r'"}
-                        ORDER BY p.r
-                    ) TO {q(out)} (FORMAT parquet, COMPRESSION uncompressed)"""
-                )
-            finally:
-                con.close()
-        return out
-
-    def records(self) -> Iterator[tuple[int, WriteRow, bool]]:
-        """Yield ``(row_number, write_row, superseded)`` for the rows to send and the superseded ones, in order."""
-        for numbers, writes, dup in _read(self._join(False), (*_FIELDS, "dup")):
-            yield from zip(numbers, writes, dup, strict=True)
-
-    def refused(self) -> Iterator[tuple[int, WriteRow]]:
-        """Yield ``(row_number, write_row)`` of the rows the guard refused last time, unchanged since."""
-        for numbers, writes, _ in _read(self._join(True), (*_FIELDS, "dup")):
-            yield from zip(numbers, writes, strict=True)
-
-    def close(self) -> None:
-        """Delete the spool's folder."""
-        self.spool.close()

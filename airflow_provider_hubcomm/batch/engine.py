@@ -97,7 +97,8 @@ class BatchWriteEngine:
         :raises BatchAbortedError: a fatal error stopped the run; ``.summary`` holds the accounting.
         :raises HubCommThresholdError: more rows failed than ``max_failed_rows``/``max_failed_ratio`` allow.
         """
-        from airflow_provider_hubcomm.batch.sources import iter_rows, parquet_batches
+        from airflow_provider_hubcomm.batch.parquet import parquet_batches
+        from airflow_provider_hubcomm.batch.sources import iter_rows
 
         started = time.monotonic()
         options = self.options

@@ -16,46 +16,33 @@ import io
 import json
 import os
 import re
-import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import IO, Any, Final
 
-from airflow_provider_hubcomm.exceptions import HubCommConfigError, HubCommValidationError
+from airflow_provider_hubcomm.batch.files import FILE_FORMATS, HeaderCheck
+from airflow_provider_hubcomm.batch.files import GZIP_ERRORS as _GZIP_ERRORS
+from airflow_provider_hubcomm.batch.files import detect_format as _detect_format
+from airflow_provider_hubcomm.batch.files import fail as _fail
+from airflow_provider_hubcomm.batch.files import gzip_error as _gzip_error
+from airflow_provider_hubcomm.batch.files import is_storage_path as _is_storage_path
+from airflow_provider_hubcomm.batch.files import open_input as _open
+from airflow_provider_hubcomm.batch.files import require_pyarrow as _require_pyarrow
+from airflow_provider_hubcomm.batch.files import resolve_file as _resolve_file
+from airflow_provider_hubcomm.exceptions import HubCommValidationError
 
-#: ``(file name, column names)`` -> None; raises when the header can never give a valid row.
-HeaderCheck = Callable[[str, list[str]], None]
-
-__all__ = ["CSV_FIELD_SIZE_LIMIT", "FILE_FORMATS", "iter_rows", "parquet_batches"]
+__all__ = ["CSV_FIELD_SIZE_LIMIT", "FILE_FORMATS", "iter_rows"]
 
 Row = tuple[int, Mapping[str, Any]]
 
-#: Formats ``file_format`` accepts (``ndjson`` is an alias of ``jsonl``; append ``.gz`` for gzip).
-FILE_FORMATS: Final = ("csv", "jsonl", "json", "parquet")
-_ALIASES: Final = {"ndjson": "jsonl", "pq": "parquet"}
-_SUFFIXES: Final = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet"}
-_SUPPORTED: Final = ".csv, .jsonl, .ndjson, .json, .parquet, and .csv.gz, .jsonl.gz, .ndjson.gz, .json.gz"
 #: A CSV field may be this large (the csv module's default is 128 KiB); a longer value then fails validation.
 CSV_FIELD_SIZE_LIMIT: Final = 16 * 1024 * 1024
 #: Parquet rows materialised at once (one record batch).
 PARQUET_BATCH_ROWS: Final = 8192
-#: Parquet rows per record batch of the vectorised validation pass (:func:`parquet_batches`).
-COLUMNAR_BATCH_ROWS: Final = 65536
 #: Characters read at a time from a ``.json`` array.
 JSON_CHUNK_CHARS: Final = 1 << 20
-_URL_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _JSON_WS: Final = re.compile(r"[ \t\n\r]*")
 #: ``_EMPTY_TO_NONE(cell, cell)``: ``None`` for an empty CSV cell, else the cell (``dict.get`` runs in C).
 _EMPTY_TO_NONE: Final = {"": None}.get
-#: Data errors of a gzip stream (an I/O error of the storage is *not* among them: it may be transient).
-_GZIP_ERRORS: Final = (EOFError, zlib.error, gzip.BadGzipFile)
-
-
-def _fail(name: str, where: str, message: str) -> HubCommValidationError:
-    return HubCommValidationError(f"{name}, {where}: {message}" if where else f"{name}: {message}")
-
-
-def _gzip_error(name: str, line: int, exc: Exception) -> HubCommValidationError:
-    return _fail(name, f"after line {line}" if line else "", f"corrupt or truncated gzip data ({exc})")
 
 
 def iter_rows(inputs: Any, *, file_format: str | None = None, on_header: HeaderCheck | None = None) -> Iterator[Row]:
@@ -122,71 +109,6 @@ def _iter_mappings(iterator: Iterator[Any]) -> Iterator[Row]:
         if type(row) is not dict and not isinstance(row, Mapping):
             raise HubCommValidationError(f"inputs row {number}: expected a mapping (dict), got {type(row).__name__}")
         yield number, row
-
-
-def _is_storage_path(obj: Any) -> bool:
-    """Duck-type an Airflow ``ObjectStoragePath`` (a universal-pathlib path), without importing Airflow."""
-    return all(hasattr(obj, attr) for attr in ("open", "suffix", "protocol"))
-
-
-def _resolve_file(inputs: Any) -> tuple[str, Callable[[], IO[bytes]], str | None, str]:
-    """Return ``(display name, binary opener, local path or None, file name)`` for a file input.
-
-    A URL's query string (it may hold a signature) is left out of the display name.
-    """
-    if isinstance(inputs, str) and _URL_RE.match(inputs):
-        from airflow.sdk import ObjectStoragePath
-
-        inputs = ObjectStoragePath(inputs)
-    if isinstance(inputs, str | os.PathLike):
-        path = os.path.expanduser(os.fspath(inputs))
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        if os.path.isdir(path):
-            raise HubCommValidationError(f"inputs {path!r} is a directory; pass one file")
-        if not os.path.exists(path):
-            hint = ""
-            if isinstance(inputs, str) and inputs.lstrip()[:1] in ("[", "{"):
-                hint = " (it looks like rendered data: use render_template_as_native_obj=True or pass the rows)"
-            raise HubCommValidationError(f"inputs {os.fspath(inputs)!r} is neither an existing file nor a URL{hint}")
-        return path, lambda: open(path, "rb"), path, os.path.basename(path)
-    storage = inputs
-    return str(storage).split("?", 1)[0], lambda: storage.open("rb"), None, str(getattr(storage, "name", ""))
-
-
-def _detect_format(name: str, base: str, file_format: str | None) -> tuple[str, bool]:
-    """Return ``(format, gzip_compressed)`` from ``file_format`` or the suffixes of the file name ``base``."""
-    base = base.lower()
-    compressed = base.endswith(".gz")
-    if compressed:
-        base = base[:-3]
-    if file_format is not None:
-        fmt = file_format.lower().strip().lstrip(".")
-        if fmt.endswith(".gz"):
-            compressed, fmt = True, fmt[:-3]
-        fmt = _ALIASES.get(fmt, fmt)
-        if fmt not in FILE_FORMATS:
-            allowed = ", ".join(FILE_FORMATS)
-            raise HubCommValidationError(f"file_format={file_format!r} is not supported; allowed values: {allowed}")
-    else:
-        found = _SUFFIXES.get(os.path.splitext(base)[1])
-        if found is None:
-            raise HubCommValidationError(
-                f"cannot tell the format of {name!r} from its suffix: supported {_SUPPORTED}; or pass file_format"
-            )
-        fmt = found
-    if compressed and fmt == "parquet":
-        raise HubCommValidationError(f"{name}: gzip-compressed Parquet is not supported (Parquet compresses itself)")
-    return fmt, compressed
-
-
-def _open(name: str, opener: Callable[[], IO[bytes]]) -> IO[bytes]:
-    try:
-        return opener()
-    except FileNotFoundError:
-        raise HubCommValidationError(f"{name}: file not found") from None
-    except IsADirectoryError:
-        raise HubCommValidationError(f"{name}: is a directory; pass one file") from None
 
 
 def _iter_file(
@@ -360,15 +282,6 @@ def _iter_json_array(name: str, stream: IO[bytes]) -> Iterator[Row]:
         raise _fail(name, where(), "unexpected data after the closing ']' of the array")
 
 
-def _require_pyarrow() -> None:
-    try:
-        importlib.import_module("pyarrow.parquet")
-    except ImportError:
-        raise HubCommConfigError(
-            "reading Parquet needs pyarrow: pip install 'airflow-provider-hubcomm[parquet]'"
-        ) from None
-
-
 def _iter_parquet(
     name: str, opener: Callable[[], IO[bytes]], local: str | None, on_header: HeaderCheck | None = None
 ) -> Iterator[Row]:
@@ -387,55 +300,6 @@ def _iter_parquet(
                 for row in batch.to_pylist():
                     number += 1
                     yield number, row
-        except pa.ArrowException as exc:
-            where = "" if number == 0 else f"after row {number}"
-            raise _fail(name, where, f"not a valid Parquet file: {exc}") from None
-
-
-def parquet_batches(
-    inputs: Any,
-    *,
-    file_format: str | None = None,
-    on_header: HeaderCheck | None = None,
-    batch_rows: int = COLUMNAR_BATCH_ROWS,
-) -> Iterator[tuple[int, Any]] | None:
-    """Return the record batches of a Parquet file input, or ``None`` when ``inputs`` is not one.
-
-    Each item is ``(row number of the batch's first row, pyarrow.RecordBatch)``; row numbers are those
-    :func:`iter_rows` gives the same rows. For the vectorised validation pass
-    (:mod:`~airflow_provider_hubcomm.batch.columnar`).
-
-    :param inputs: what the run was given.
-    :param file_format: as for :func:`iter_rows`.
-    :param on_header: called with the file name and the schema's column names before the first batch.
-    :param batch_rows: rows per record batch.
-    :raises HubCommValidationError: as :func:`iter_rows` (a missing file, an unknown format, a bad file).
-    :raises HubCommConfigError: pyarrow is not installed.
-    """
-    if not (isinstance(inputs, str | os.PathLike) or _is_storage_path(inputs)):
-        return None
-    name, opener, local, base = _resolve_file(inputs)
-    fmt, _ = _detect_format(name, base, file_format)
-    if fmt != "parquet":
-        return None
-    _require_pyarrow()
-    return _parquet_batches(name, opener, local, on_header, batch_rows)
-
-
-def _parquet_batches(
-    name: str, opener: Callable[[], IO[bytes]], local: str | None, on_header: HeaderCheck | None, batch_rows: int
-) -> Iterator[tuple[int, Any]]:
-    pa = importlib.import_module("pyarrow")
-    pq = importlib.import_module("pyarrow.parquet")
-    number = 0
-    with _open(name, opener) as raw:
-        try:
-            parquet = pq.ParquetFile(local if local is not None else raw)
-            if on_header is not None:
-                on_header(name, list(parquet.schema_arrow.names))
-            for batch in parquet.iter_batches(batch_size=batch_rows):
-                yield number + 1, batch
-                number += batch.num_rows
         except pa.ArrowException as exc:
             where = "" if number == 0 else f"after row {number}"
             raise _fail(name, where, f"not a valid Parquet file: {exc}") from None

@@ -7,7 +7,7 @@ folder) and reads Parquet and JSON lines itself; a scratch measurement (2M input
 imported only when a run has a ``state_path`` (never when a DAG file is parsed).
 
 How (:func:`diff`): the spool's valid rows are exported as JSON lines (row number, key, fields; a Parquet
-spool, :class:`~airflow_provider_hubcomm.batch.columnar.ParquetSpool`, is read as it is), DuckDB keeps
+spool, :class:`~airflow_provider_hubcomm.batch.parquet.ParquetSpool`, is read as it is), DuckDB keeps
 the last row per key (exact: full keys compared, no hash), left-joins it to the state's last entry per key and
 writes a verdict for every row that is **not** unchanged, ordered by row number: ``s`` (send: new, changed, or
 failed or not confirmed last time) or ``d`` (a superseded duplicate). A row without a verdict is unchanged (the

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_hubcomm.sync import state as _state
-from airflow_provider_hubcomm.sync.state import Journal, Lease, SyncState
+from airflow_provider_hubcomm.sync.lease import Lease
+from airflow_provider_hubcomm.sync.state import Journal, SyncState
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_hubcomm.batch.columnar import ParquetSpool, validate_parquet
+from airflow_provider_hubcomm.batch.columnar import validate_parquet
+from airflow_provider_hubcomm.batch.parquet import ParquetSpool, parquet_batches
 from airflow_provider_hubcomm.batch.rows import RowValidator
-from airflow_provider_hubcomm.batch.sources import iter_rows, parquet_batches
+from airflow_provider_hubcomm.batch.sources import iter_rows
 from airflow_provider_hubcomm.batch.spool import validate_rows
 from airflow_provider_hubcomm.sync.partition import PartitionFilter
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_hubcomm.exceptions import HubCommStateInUseError
+from airflow_provider_hubcomm.sync import lease as lease_module
 from airflow_provider_hubcomm.sync import state as state_module
-from airflow_provider_hubcomm.sync.state import LEASE_NAME
+from airflow_provider_hubcomm.sync.lease import LEASE_NAME
 from tests.batch._mini import MiniHubSpot, rows, run
 
 
@@ -56,7 +57,7 @@ def test_a_dry_run_reads_without_a_lease(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "holder",
     [
-        {"heartbeat": time.time() - state_module.LEASE_SECONDS - 5},  # stale
+        {"heartbeat": time.time() - lease_module.LEASE_SECONDS - 5},  # stale
         {"host": socket.gethostname(), "pid": -1},  # placeholder pid, replaced by a process that is gone
     ],
     ids=["stale-heartbeat", "dead-process-on-this-host"],
@@ -75,7 +76,7 @@ def test_a_lease_left_behind_is_taken_over(tmp_path: Path, holder: dict[str, Any
 def test_the_lease_is_held_during_the_run_and_renewed_at_checkpoints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(state_module, "LEASE_REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr(lease_module, "LEASE_REFRESH_SECONDS", 0.0)
     monkeypatch.setattr(state_module, "CHECKPOINT_MIN_ROWS", 10)
     seen: list[dict[str, Any]] = []
     real_append = state_module.SyncState.append
