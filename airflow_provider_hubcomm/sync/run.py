@@ -100,7 +100,7 @@ class SyncRun:
 
         if self.lease is not None:  # before anything of the state is read
             self.lease.acquire(self.shown)
-            self.state.lease = self.lease
+            self.state.after_append = self.lease.refresh  # a heartbeat at each checkpoint
         base, segments = self.state.fetch(include=not self.full_resync, mark=not self.dry_run)
         if self.full_resync and not segments:
             log.info("Sync state at %s ignored for this run (full_resync=True): every row is sent.", self.shown)

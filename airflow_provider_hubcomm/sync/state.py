@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 if TYPE_CHECKING:
-    from airflow.sdk import ObjectStoragePath
+    from collections.abc import Callable
 
-    from airflow_provider_hubcomm.sync.lease import Lease
+    from airflow.sdk import ObjectStoragePath
 
 __all__ = ["BASE_NAME", "JOURNAL_DIR", "RESYNC_MARK", "Journal", "StatusFields", "SyncState", "state_root"]
 
@@ -109,8 +109,8 @@ class SyncState:
         self.workdir = Path(workdir)
         #: first segment stamp of the ``full_resync`` this run takes part in (``None``: not a resync).
         self.resync_from: str | None = None
-        #: the writer lease this run holds (``None``: a reader, e.g. a dry run).
-        self.lease: Lease | None = None
+        #: called after each journal segment is written (the writer lease's heartbeat).
+        self.after_append: Callable[[], None] | None = None
         self.written: list[str] = []  # names of the segments this run wrote
         self._stamp = 0  # the last segment's time stamp: new names sort after every existing one
 
@@ -201,8 +201,8 @@ class SyncState:
         copy.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.put(self.journal / name, copy)
         self.written.append(name)
-        if self.lease is not None:
-            self.lease.refresh()
+        if self.after_append is not None:
+            self.after_append()
 
     def compact(self, *, resync: bool, memory_limit: str) -> int | None:
         """Merge base and journal into a new base, then delete the merged segments; return the keys kept.
