@@ -53,14 +53,14 @@ def parquet_batches(
     """Return the record batches of a Parquet file input, or ``None`` when ``inputs`` is not one.
 
     Each item is ``(row number of the batch's first row, pyarrow.RecordBatch)``; row numbers are those
-    :func:`iter_rows` gives the same rows. For the vectorised validation pass
+    :func:`~airflow_provider_hubcomm.batch.sources.iter_rows` gives the same rows. For the vectorised pass
     (:mod:`~airflow_provider_hubcomm.batch.columnar`).
 
     :param inputs: what the run was given.
-    :param file_format: as for :func:`iter_rows`.
+    :param file_format: as for :func:`~airflow_provider_hubcomm.batch.sources.iter_rows`.
     :param on_header: called with the file name and the schema's column names before the first batch.
     :param batch_rows: rows per record batch.
-    :raises HubCommValidationError: as :func:`iter_rows` (a missing file, an unknown format, a bad file).
+    :raises HubCommValidationError: as ``iter_rows`` does (a missing file, an unknown format, a bad file).
     :raises HubCommConfigError: pyarrow is not installed.
     """
     if not (isinstance(inputs, str | os.PathLike) or is_storage_path(inputs)):
