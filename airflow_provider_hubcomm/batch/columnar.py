@@ -130,11 +130,11 @@ class _Checks:
         if array is None:
             return self._absent(rows, self.d_id, pa.int64())
         types = pa.types
-        if types.is_integer(array.type):
-            ok = pc.greater(array, 0)
+        if types.is_integer(array.type):  # scalars of the column's own type: no cast of a uint64 past int64
+            ok = pc.greater(array, pa.scalar(0, array.type))
             if types.is_uint64(array.type):
-                ok = pc.and_(ok, pc.less_equal(array, INT64_MAX))
-            values = pc.cast(pc.if_else(ok, array, 1), pa.int64())
+                ok = pc.and_(ok, pc.less_equal(array, pa.scalar(INT64_MAX, array.type)))
+            values = pc.cast(pc.if_else(ok, array, pa.scalar(1, array.type)), pa.int64())
         elif self._is_text(array):
             digits = pc.fill_null(pc.match_substring_regex(array, DIGITS_FAST), False)
             values = pc.cast(pc.if_else(digits, array, "0"), pa.int64())

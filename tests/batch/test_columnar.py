@@ -216,3 +216,30 @@ def test_other_inputs_are_not_parquet_batches(tmp_path: Path):
     assert parquet_batches(csv_file) is None
     assert parquet_batches([{"subscriberIdString": "a@x.io"}]) is None
     assert parquet_batches(csv_file, file_format="parquet") is not None
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        pytest.param(lambda: pa.array([1, 2**63 - 1, 2**63, 0], pa.uint64()), id="uint64-past-int64"),
+        pytest.param(lambda: pa.array([1, -1, 7, None], pa.int32()), id="int32"),
+        pytest.param(lambda: pa.array([1.0, 1.5, 2.0, None]), id="float"),
+        pytest.param(lambda: pa.array([True, False, None, True]), id="bool"),
+        pytest.param(lambda: pa.array([1, 2, 3, 4], pa.decimal128(10, 0)), id="decimal"),
+    ],
+)
+def test_column_types_match_the_row_path(tmp_path: Path, ids: Any) -> None:
+    """Typed Parquet columns (and dictionary-encoded text, an all-null column) end as the row path ends them."""
+    table = pa.table(
+        {
+            "subscriberIdString": pa.array(["a@x.io", "b@x.io", "c@x.io", "d@x.io"]).dictionary_encode(),
+            "subscriptionId": ids(),
+            "statusState": pa.array(["SUBSCRIBED", "subscribed", "Unsubscribed", None]).dictionary_encode(),
+            "channel": pa.array([None] * 4, pa.null()),
+        }
+    )
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, str(path))
+    rowwise, columnar = both_passes(path, {"defaults": {"statusState": "NOT_SPECIFIED"}}, stop=False)
+    assert rowwise["counts"][0] == 4
+    assert columnar == rowwise
