@@ -49,7 +49,12 @@ UNKNOWN_REASON = "unknown_subscription"
 #: the fake 1.14 s after the refresh, met a forced expiry and (rightly) failed the run; 3 s leaves room.
 MIN_TOKEN_AGE = 3.0
 STATES = ("UNSUBSCRIBED", "UNSUBSCRIBED", "UNSUBSCRIBED", "NOT_SPECIFIED", "SUBSCRIBED")
-MAX_RETRIES = 5
+#: The client's retry budget in these runs. Faults are drawn per attempt (about 13 % of attempts in
+#: ``all_together``, 70 % during its 429 storm), so a request can meet more faults in a row than it may retry:
+#: with 5 retries, six in a row (two in the storm, four after it) failed a 500-row chunk once in 4 repeated runs
+#: of the fault suite (seen 2026-12-02). With 8 such a run is about a million times rarer; the client's own
+#: default budget is not what these runs test.
+MAX_RETRIES = 8
 
 Key = tuple[str, int]
 
