@@ -105,3 +105,53 @@ class TestDeadline:
         assert final.status_code == 500
         assert not deadline_reached(final)
         assert policy.retries == 2
+
+
+class TestFirstAttempt:
+    """The first attempt runs outside tenacity; any outcome but a final answer is replayed, never sent again."""
+
+    def test_a_final_answer_is_returned_after_one_attempt(self) -> None:
+        calls: list[int] = []
+        policy = RetryPolicy(sleep=lambda _s: pytest.fail("no wait expected"))
+        final = policy.call(lambda: calls.append(1) or _response(400))
+        assert final.status_code == 400
+        assert (len(calls), policy.retries) == (1, 0)
+
+    def test_a_retryable_first_answer_is_counted_once_and_retried(self, caplog: pytest.LogCaptureFixture) -> None:
+        answers = iter([_response(503, headers={"Retry-After": "1"}), _response(200)])
+        calls: list[int] = []
+        slept: list[float] = []
+        policy = RetryPolicy(max_retries=3, sleep=slept.append)
+
+        def attempt() -> httpx.Response:
+            calls.append(1)
+            return next(answers)
+
+        final = policy.call(attempt)
+        assert final.status_code == 200
+        assert (len(calls), policy.retries, slept) == (2, 1, [1.0])
+        assert "got HTTP 503; retry 1/3 in 1.00 s" in caplog.text
+
+    def test_a_first_exception_is_retried_then_reraised_after_the_budget(self) -> None:
+        calls: list[int] = []
+        policy = RetryPolicy(max_retries=2, sleep=lambda _s: None)
+
+        def attempt() -> httpx.Response:
+            calls.append(1)
+            raise httpx.ConnectError("refused", request=httpx.Request("GET", "http://x"))
+
+        with pytest.raises(httpx.ConnectError):
+            policy.call(attempt)
+        assert (len(calls), policy.retries) == (3, 2)  # the first attempt and two retries, none sent twice
+
+    def test_a_first_error_that_is_not_retryable_is_raised_at_once(self) -> None:
+        calls: list[int] = []
+        policy = RetryPolicy(sleep=lambda _s: pytest.fail("no wait expected"))
+
+        def attempt() -> httpx.Response:
+            calls.append(1)
+            raise ValueError("bad body")
+
+        with pytest.raises(ValueError, match="bad body"):
+            policy.call(attempt)
+        assert (len(calls), policy.retries) == (1, 0)

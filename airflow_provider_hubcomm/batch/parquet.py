@@ -132,6 +132,27 @@ def _read(path: Path, columns: tuple[str, ...]) -> Iterator[Any]:
         yield values[0], writes, *values[7:]
 
 
+def _groups(folder: Path, rows_sql: str) -> dict[tuple[int, str], list[Any]]:
+    """Count rows per (subscription id, state) with DuckDB; each group with its first row as a :class:`WriteRow`.
+
+    :param folder: where DuckDB may spill.
+    :param rows_sql: SQL of the rows to count (columns ``r sb s st ch lb ex``).
+    :return: ``(subscription id, state) -> [first row, count]``, the shape
+        :func:`~airflow_provider_hubcomm.batch.preflight.check_spool` builds when it reads the rows itself.
+    """
+    from airflow_provider_hubcomm.sync.duck import connect
+
+    con = connect(folder)
+    try:
+        found = con.execute(
+            f"""SELECT s, st, count(*), arg_min(sb, r), arg_min(ch, r), arg_min(lb, r), arg_min(ex, r)
+                FROM ({rows_sql}) GROUP BY s, st ORDER BY min(r)"""
+        ).fetchall()
+    finally:
+        con.close()
+    return {(sid, st): [_make_row((sb, sid, st, ch, lb, ex)), n] for sid, st, n, sb, ch, lb, ex in found}
+
+
 class ParquetSpool:
     """The valid rows of a Parquet input, in input order, in a Parquet file of the run's own (0700) folder.
 
@@ -198,6 +219,16 @@ class ParquetSpool:
                     else:
                         yield row, write, False
 
+    def groups(self) -> dict[tuple[int, str], list[Any]]:
+        """Count the rows that are not superseded per (subscription id, state), in DuckDB (for the preflight)."""
+        from airflow_provider_hubcomm.sync.duck import q
+
+        kept = (
+            f"SELECT * FROM ({self.rows_sql()}) WHERE r NOT IN (SELECT r FROM read_csv({q(self._duplicates())}, "
+            "header=false, auto_detect=false, columns={'r': 'BIGINT', 'v': 'VARCHAR'}))"
+        )
+        return _groups(self.folder, kept)
+
     def filtered(self, verdicts: Path) -> _Verdicted:
         """Return the rows the sync diff gave a verdict (to send, or a superseded duplicate), read back alone.
 
@@ -245,6 +276,12 @@ class _Verdicted:
         """Yield ``(row_number, write_row, superseded)`` for the rows to send and the superseded ones, in order."""
         for numbers, writes, dup in _read(self._join(False), (*_FIELDS, "dup")):
             yield from zip(numbers, writes, dup, strict=True)
+
+    def groups(self) -> dict[tuple[int, str], list[Any]]:
+        """Count the rows to send per (subscription id, state), in DuckDB (for the preflight)."""
+        from airflow_provider_hubcomm.sync.duck import q
+
+        return _groups(self.spool.folder, f"SELECT * FROM read_parquet({q(self._join(False))}) WHERE NOT dup")
 
     def refused(self) -> Iterator[tuple[int, WriteRow]]:
         """Yield ``(row_number, write_row)`` of the rows the guard refused last time, unchanged since."""

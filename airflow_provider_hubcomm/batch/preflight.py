@@ -128,8 +128,10 @@ def check_spool(
     out = Preflight()
     # Rows are counted per (subscription id, state): the catalog is asked once per subscription id (a refusal
     # depends on it only) and ``needs_read`` once per pair, with the pair's first row.
-    groups: dict[tuple[int, str], list[Any]] = {}
-    for _, write, superseded in spool.records():
+    # A spool that can count them itself (the Parquet spool, in DuckDB) is not read back row by row.
+    counted: Callable[[], dict[tuple[int, str], list[Any]]] | None = getattr(spool, "groups", None)
+    groups: dict[tuple[int, str], list[Any]] = {} if counted is None else counted()
+    for _, write, superseded in () if counted is not None else spool.records():
         if superseded:
             continue
         group = groups.get((write[1], write[2]))

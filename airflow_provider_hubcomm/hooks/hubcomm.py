@@ -34,6 +34,7 @@ from airflow_provider_hubcomm.hooks._deadline import (
     install_deadlines,
 )
 from airflow_provider_hubcomm.hooks._exchange import HubCommExchange
+from airflow_provider_hubcomm.hooks._nocookies import drop_cookies
 from airflow_provider_hubcomm.ratelimit import RateLimiter
 from airflow_provider_hubcomm.redact import Redactor
 from airflow_provider_hubcomm.retry import RetryPolicy
@@ -206,15 +207,18 @@ class HubCommHook(HubCommExchange, HubCommAPIMixin, BaseHook):
 
     @cached_property
     def client(self) -> httpx.Client:
-        """The pooled sync client (keep-alive, total deadline per attempt, base URL, User-Agent)."""
+        """The pooled sync client (keep-alive, total deadline per attempt, base URL, User-Agent, no cookie jar)."""
         client = httpx.Client(transport=self._transport, **self._client_kwargs())
         install_deadlines(client)
+        drop_cookies(client)
         return client
 
     @cached_property
     def async_client(self) -> httpx.AsyncClient:
         """The pooled async client, twin of :attr:`client`."""
-        return httpx.AsyncClient(transport=self._async_transport, **self._client_kwargs())
+        client = httpx.AsyncClient(transport=self._async_transport, **self._client_kwargs())
+        drop_cookies(client)
+        return client
 
     def _default_business_unit(self) -> int | None:
         return self.config.business_unit_id
