@@ -21,6 +21,7 @@ from typing import IO, Any, Final
 
 from airflow_provider_hubcomm.batch.files import FILE_FORMATS, HeaderCheck
 from airflow_provider_hubcomm.batch.files import GZIP_ERRORS as _GZIP_ERRORS
+from airflow_provider_hubcomm.batch.files import check_names as _check_header
 from airflow_provider_hubcomm.batch.files import detect_format as _detect_format
 from airflow_provider_hubcomm.batch.files import fail as _fail
 from airflow_provider_hubcomm.batch.files import gzip_error as _gzip_error
@@ -172,15 +173,6 @@ def _iter_csv(name: str, stream: IO[bytes], on_header: HeaderCheck | None = None
         raise _fail(name, f"line {line}", f"malformed CSV: {exc}{row}") from None
     except _GZIP_ERRORS as exc:
         raise _gzip_error(name, reader.line_num, exc) from None
-
-
-def _check_header(name: str, header: list[str]) -> None:
-    empty = [str(i) for i, column in enumerate(header, 1) if not column]
-    if empty:
-        raise _fail(name, "line 1 (header)", f"column(s) {', '.join(empty)} have no name")
-    duplicates = sorted({column for column in header if header.count(column) > 1})
-    if duplicates:
-        raise _fail(name, "line 1 (header)", f"duplicate column(s): {', '.join(duplicates)}")
 
 
 def _json_type(value: Any) -> str:
