@@ -277,21 +277,18 @@ def _iter_json_array(name: str, stream: IO[bytes]) -> Iterator[Row]:
 def _iter_parquet(
     name: str, opener: Callable[[], IO[bytes]], local: str | None, on_header: HeaderCheck | None = None
 ) -> Iterator[Row]:
-    """Read one record batch at a time (:data:`PARQUET_BATCH_ROWS` rows), so memory stays bounded."""
-    # Imported by name: pyarrow is an optional dependency without type information.
-    pa = importlib.import_module("pyarrow")
-    pq = importlib.import_module("pyarrow.parquet")
+    """Yield the rows of the batch reader's record batches (:data:`PARQUET_BATCH_ROWS` rows each), as dicts.
 
-    number = 0
-    with _open(name, opener) as raw:
+    Opening, the schema's names for ``on_header`` and the errors are
+    :func:`~airflow_provider_hubcomm.batch.parquet.read_batches`' (an error names the rows already yielded).
+    """
+    from airflow_provider_hubcomm.batch.parquet import read_batches
+
+    pa = importlib.import_module("pyarrow")  # an optional dependency without type information
+    for first, batch in read_batches(name, opener, local, on_header, PARQUET_BATCH_ROWS):
         try:
-            parquet = pq.ParquetFile(local if local is not None else raw)
-            if on_header is not None:
-                on_header(name, list(parquet.schema_arrow.names))
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-                for row in batch.to_pylist():
-                    number += 1
-                    yield number, row
-        except pa.ArrowException as exc:
-            where = "" if number == 0 else f"after row {number}"
+            rows = batch.to_pylist()
+        except pa.ArrowException as exc:  # as an error of the reader: the rows before this batch were read
+            where = "" if first == 1 else f"after row {first - 1}"
             raise _fail(name, where, f"not a valid Parquet file: {exc}") from None
+        yield from enumerate(rows, first)
