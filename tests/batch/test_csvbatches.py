@@ -395,3 +395,10 @@ def test_header_only_files_give_no_rows(tmp_path: Path):
     for body in (HEADER, f"{HEADER}\n", f"{HEADER}\r\n\r\n\n"):
         path = write_raw(tmp_path / "in.csv", body)
         assert same(path, {})["counts"] == (0, 0, 0)
+
+
+def test_a_single_column_file_matches(tmp_path: Path):
+    """One column: a quoted empty cell is a row (None), a blank line is none, blanks are text."""
+    path = write_raw(tmp_path / "in.csv", 'subscriberIdString\na@x.io\n""\n\n \n"b@x.io"\r\n\tc@x.io\n')
+    rowwise = same(path, {"defaults": {"subscriptionId": 1, "statusState": "SUBSCRIBED"}})
+    assert rowwise["counts"] == (5, 3, 2)
