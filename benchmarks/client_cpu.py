@@ -138,8 +138,28 @@ def _parquet_input(rows: list[dict[str, Any]], folder: str) -> str:
     import pyarrow.parquet as pq
 
     path = os.path.join(folder, "input.parquet")
-    pq.write_table(pa.Table.from_pylist(rows), path)
+    # Columns named explicitly: from_pylist takes the first row's keys, and the first row has no legal basis.
+    columns = list(dict.fromkeys(key for row in rows[:2] for key in row))
+    pq.write_table(pa.table({c: [row.get(c) for row in rows] for c in columns}), path)
     return path
+
+
+def _csv_input(rows: list[dict[str, Any]], folder: str) -> str:
+    """Write the rows to one CSV file (not timed; an absent field is an empty cell); return its path."""
+    import csv
+
+    path = os.path.join(folder, "input.csv")
+    columns = list(dict.fromkeys(key for row in rows[:2] for key in row))
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(columns)
+        out.writerows([row.get(c, "") for c in columns] for row in rows)
+    return path
+
+
+def _file_input(args: argparse.Namespace, rows: list[dict[str, Any]], folder: str) -> str:
+    """The benchmark's input file for ``--source`` (``csv*``: CSV, else Parquet)."""
+    return _csv_input(rows, folder) if args.source.startswith("csv") else _parquet_input(rows, folder)
 
 
 def _validation(args: argparse.Namespace, rows: list[dict[str, Any]], path: str | None) -> Any:
@@ -151,8 +171,12 @@ def _validation(args: argparse.Namespace, rows: list[dict[str, Any]], path: str 
         return validate_rows(enumerate(rows, 1), RowValidator(), stop_at_invalid=True)
     from airflow_provider_hubcomm.batch.sources import iter_rows
 
-    if args.source == "parquet-rows":  # the row path over the same file (before the vectorised pass)
+    if args.source in ("parquet-rows", "csv-rows"):  # the row path over the same file (before the vectorised pass)
         return validate_rows(iter_rows(path), RowValidator(), stop_at_invalid=True)
+    if args.source == "csv":
+        from airflow_provider_hubcomm.batch.csvbatches import validate_csv
+
+        return validate_csv(path, RowValidator(), stop_at_invalid=True)
     from airflow_provider_hubcomm.batch.columnar import validate_parquet
     from airflow_provider_hubcomm.batch.parquet import parquet_batches
 
@@ -164,7 +188,7 @@ def child_validate(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = make_rows(args.rows)
     folder = tempfile.mkdtemp(prefix="bench-cpu-")
-    path = None if args.source == "memory" else _parquet_input(rows, folder)
+    path = None if args.source == "memory" else _file_input(args, rows, folder)
     if path is not None:
         rows = []
     gc.collect()
@@ -220,7 +244,7 @@ def child_write(args: argparse.Namespace) -> dict[str, Any]:
     rows: Any = make_rows(args.rows)
     with tempfile.TemporaryDirectory() as out_dir:
         if args.source != "memory":
-            rows = _parquet_input(rows, out_dir)
+            rows = _file_input(args, rows, out_dir)
         op = BatchWriteStatusesOperator(
             task_id="bench_write",
             inputs=rows,
@@ -308,10 +332,11 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="print cProfile's top K functions")
     parser.add_argument(
         "--source",
-        choices=("memory", "parquet", "parquet-rows"),
+        choices=("memory", "parquet", "parquet-rows", "csv", "csv-rows"),
         default="memory",
-        help="rows in memory (the row path), or one Parquet file: 'parquet' is what a run does with it (the "
-        "vectorised pass), 'parquet-rows' the row path over the same file (validate part only)",
+        help="rows in memory (the row path), or one Parquet or CSV file: 'parquet' and 'csv' are what a run does "
+        "with it (the vectorised pass), 'parquet-rows' and 'csv-rows' the row path over the same file (validate "
+        "part only)",
     )
     parser.add_argument("--child", choices=("validate", "write"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -142,7 +142,7 @@ def test_the_hook_knows_nothing_of_batch_runs() -> None:
 
 
 def test_a_dag_file_does_not_load_the_sync_nor_duckdb() -> None:
-    """DuckDB is imported when a run has a ``state_path``, never when a DAG file is parsed."""
+    """DuckDB and pyarrow are imported when a run needs them, never when a DAG file is parsed."""
     import subprocess
     import sys
 
@@ -150,7 +150,8 @@ def test_a_dag_file_does_not_load_the_sync_nor_duckdb() -> None:
         "import sys\n"
         "from airflow_provider_hubcomm.operators import BatchWriteStatusesOperator\n"
         "from airflow_provider_hubcomm.sensors import BatchStatusSensor\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('duckdb', 'airflow_provider_hubcomm.sync'))))\n"
+        "late = ('duckdb', 'pyarrow', 'airflow_provider_hubcomm.sync')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(late)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]"

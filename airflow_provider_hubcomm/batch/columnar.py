@@ -18,7 +18,8 @@
    exactly (full keys) by DuckDB when the rows are read back, or by the sync diff, which reads the spool
    directly (no export, no Python per row); a run with a state reads back only the rows it has to send.
 
-Other inputs (in-memory rows, CSV, JSON lines) keep the row path.
+A CSV file goes through the same pass (:func:`~airflow_provider_hubcomm.batch.csvbatches.validate_csv`: its
+record batches hold text columns). Other inputs (in-memory rows, JSON lines, a JSON array) keep the row path.
 """
 
 from __future__ import annotations
@@ -194,10 +195,11 @@ def validate_parquet(
     partition: PartitionFilter | None = None,
     spool_dir: str | None = None,
 ) -> ValidationPass:
-    """Validate a Parquet input batch by batch; spool the valid rows (see the module's docstring).
+    """Validate a Parquet (or CSV) input batch by batch; spool the valid rows (see the module's docstring).
 
     :param batches: ``(first row number, record batch)`` pairs
-        (:func:`~airflow_provider_hubcomm.batch.sources.parquet_batches`).
+        (:func:`~airflow_provider_hubcomm.batch.parquet.parquet_batches`,
+        :func:`~airflow_provider_hubcomm.batch.csvbatches.csv_batches`).
     :param validator: the row validator (its rules, and the row path for the rows the vectorised checks leave).
     :param stop_at_invalid: after the first invalid row, only validate and count; the spool is then dropped.
     :param on_invalid_row: called with each invalid row and its errors (``on_invalid="skip"``).

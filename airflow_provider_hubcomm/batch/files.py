@@ -1,7 +1,7 @@
 """Where a file input is and what it holds: resolving paths and URLs, telling the format, opening, file errors.
 
-Shared by the row readers (:mod:`~airflow_provider_hubcomm.batch.sources`) and the vectorised Parquet pass
-(:mod:`~airflow_provider_hubcomm.batch.parquet`).
+Shared by the row readers (:mod:`~airflow_provider_hubcomm.batch.sources`) and the vectorised pass's readers
+(:mod:`~airflow_provider_hubcomm.batch.parquet`, :mod:`~airflow_provider_hubcomm.batch.csvbatches`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ __all__ = [
     "FILE_FORMATS",
     "GZIP_ERRORS",
     "HeaderCheck",
+    "check_names",
     "detect_format",
     "fail",
     "gzip_error",
@@ -50,6 +51,21 @@ def fail(name: str, where: str, message: str) -> HubCommValidationError:
     :param message: what is wrong.
     """
     return HubCommValidationError(f"{name}, {where}: {message}" if where else f"{name}: {message}")
+
+
+def check_names(name: str, header: list[str]) -> None:
+    """Refuse a CSV header with an unnamed or a repeated column (after stripping).
+
+    :param name: the file as shown.
+    :param header: the header's column names, stripped.
+    :raises HubCommValidationError: naming the unnamed columns' positions or the repeated names.
+    """
+    empty = [str(i) for i, column in enumerate(header, 1) if not column]
+    if empty:
+        raise fail(name, "line 1 (header)", f"column(s) {', '.join(empty)} have no name")
+    duplicates = sorted({column for column in header if header.count(column) > 1})
+    if duplicates:
+        raise fail(name, "line 1 (header)", f"duplicate column(s): {', '.join(duplicates)}")
 
 
 def gzip_error(name: str, line: int, exc: Exception) -> HubCommValidationError:

@@ -31,7 +31,7 @@ from airflow_provider_hubcomm.batch.files import (
 )
 from airflow_provider_hubcomm.batch.rows import WriteRow
 
-__all__ = ["COLUMNAR_BATCH_ROWS", "READ_ROWS", "ParquetSpool", "parquet_batches"]
+__all__ = ["COLUMNAR_BATCH_ROWS", "READ_ROWS", "ParquetSpool", "parquet_batches", "read_batches"]
 
 #: Parquet rows per record batch of the vectorised validation pass (:func:`parquet_batches`).
 COLUMNAR_BATCH_ROWS: Final = 65536
@@ -70,12 +70,24 @@ def parquet_batches(
     if fmt != "parquet":
         return None
     require_pyarrow()
-    return _parquet_batches(name, opener, local, on_header, batch_rows)
+    return read_batches(name, opener, local, on_header, batch_rows)
 
 
-def _parquet_batches(
+def read_batches(
     name: str, opener: Callable[[], IO[bytes]], local: str | None, on_header: HeaderCheck | None, batch_rows: int
 ) -> Iterator[tuple[int, Any]]:
+    """Yield ``(row number of the batch's first row, record batch)`` of a Parquet file, ``batch_rows`` at a time.
+
+    The one Parquet reader: of the vectorised pass (:func:`parquet_batches`) and, turned into rows, of
+    :func:`~airflow_provider_hubcomm.batch.sources.iter_rows`.
+
+    :param name: the file as shown.
+    :param opener: opens it.
+    :param local: its local path (read directly), or ``None`` (read through the opened stream).
+    :param on_header: called with the file name and the schema's column names before the first batch.
+    :param batch_rows: rows per record batch.
+    :raises HubCommValidationError: not a valid Parquet file (naming the rows read before the problem).
+    """
     pa = importlib.import_module("pyarrow")
     pq = importlib.import_module("pyarrow.parquet")
     number = 0

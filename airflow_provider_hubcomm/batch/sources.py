@@ -21,6 +21,7 @@ from typing import IO, Any, Final
 
 from airflow_provider_hubcomm.batch.files import FILE_FORMATS, HeaderCheck
 from airflow_provider_hubcomm.batch.files import GZIP_ERRORS as _GZIP_ERRORS
+from airflow_provider_hubcomm.batch.files import check_names as _check_header
 from airflow_provider_hubcomm.batch.files import detect_format as _detect_format
 from airflow_provider_hubcomm.batch.files import fail as _fail
 from airflow_provider_hubcomm.batch.files import gzip_error as _gzip_error
@@ -174,15 +175,6 @@ def _iter_csv(name: str, stream: IO[bytes], on_header: HeaderCheck | None = None
         raise _gzip_error(name, reader.line_num, exc) from None
 
 
-def _check_header(name: str, header: list[str]) -> None:
-    empty = [str(i) for i, column in enumerate(header, 1) if not column]
-    if empty:
-        raise _fail(name, "line 1 (header)", f"column(s) {', '.join(empty)} have no name")
-    duplicates = sorted({column for column in header if header.count(column) > 1})
-    if duplicates:
-        raise _fail(name, "line 1 (header)", f"duplicate column(s): {', '.join(duplicates)}")
-
-
 def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
@@ -285,21 +277,18 @@ def _iter_json_array(name: str, stream: IO[bytes]) -> Iterator[Row]:
 def _iter_parquet(
     name: str, opener: Callable[[], IO[bytes]], local: str | None, on_header: HeaderCheck | None = None
 ) -> Iterator[Row]:
-    """Read one record batch at a time (:data:`PARQUET_BATCH_ROWS` rows), so memory stays bounded."""
-    # Imported by name: pyarrow is an optional dependency without type information.
-    pa = importlib.import_module("pyarrow")
-    pq = importlib.import_module("pyarrow.parquet")
+    """Yield the rows of the batch reader's record batches (:data:`PARQUET_BATCH_ROWS` rows each), as dicts.
 
-    number = 0
-    with _open(name, opener) as raw:
+    Opening, the schema's names for ``on_header`` and the errors are
+    :func:`~airflow_provider_hubcomm.batch.parquet.read_batches`' (an error names the rows already yielded).
+    """
+    from airflow_provider_hubcomm.batch.parquet import read_batches
+
+    pa = importlib.import_module("pyarrow")  # an optional dependency without type information
+    for first, batch in read_batches(name, opener, local, on_header, PARQUET_BATCH_ROWS):
         try:
-            parquet = pq.ParquetFile(local if local is not None else raw)
-            if on_header is not None:
-                on_header(name, list(parquet.schema_arrow.names))
-            for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
-                for row in batch.to_pylist():
-                    number += 1
-                    yield number, row
-        except pa.ArrowException as exc:
-            where = "" if number == 0 else f"after row {number}"
+            rows = batch.to_pylist()
+        except pa.ArrowException as exc:  # as an error of the reader: the rows before this batch were read
+            where = "" if first == 1 else f"after row {first - 1}"
             raise _fail(name, where, f"not a valid Parquet file: {exc}") from None
+        yield from enumerate(rows, first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,27 @@ def _sent(api: MiniHubSpot, since: int = 0) -> list[tuple[str, int, str]]:
 def _journal(tmp_path: Path) -> list[str]:
     folder = tmp_path / "state" / JOURNAL_DIR
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _die_after_checkpoints(monkeypatch: pytest.MonkeyPatch, kept: int) -> Callable[[], None]:
+    """Checkpoint every 50 rows and kill the run at checkpoint ``kept + 1``; return what undoes the kill.
+
+    The kill is a ``KeyboardInterrupt`` raised where the journal segment would be written: like the task's
+    SIGTERM, a BaseException in the run's thread, after ``kept`` checkpoints were confirmed.
+    """
+    monkeypatch.setattr(state_module, "CHECKPOINT_ROWS", 50)
+    real_append = state_module.SyncState.append
+    segments = 0
+
+    def dying_append(self: state_module.SyncState, lines: list[str]) -> None:
+        nonlocal segments
+        segments += 1
+        if segments > kept:
+            raise KeyboardInterrupt("killed")
+        real_append(self, lines)
+
+    monkeypatch.setattr(state_module.SyncState, "append", dying_append)
+    return lambda: monkeypatch.setattr(state_module.SyncState, "append", real_append)
 
 
 def test_first_sync_writes_all_and_an_unchanged_rerun_sends_nothing(tmp_path: Path) -> None:
@@ -91,18 +113,7 @@ def test_rows_that_failed_or_stayed_pending_are_sent_again(tmp_path: Path) -> No
 
 def test_a_crashed_run_resumes_after_its_last_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A task killed mid-run (here: the 4th checkpoint dies) re-sends at most one checkpoint's rows."""
-    monkeypatch.setattr(state_module, "CHECKPOINT_ROWS", 50)
-    real_append = state_module.SyncState.append
-    segments = 0
-
-    def dying_append(self: state_module.SyncState, lines: list[str]) -> None:
-        nonlocal segments
-        segments += 1
-        if segments > 3:
-            raise KeyboardInterrupt("killed")  # like the task's SIGTERM: a BaseException in the run's thread
-        real_append(self, lines)
-
-    monkeypatch.setattr(state_module.SyncState, "append", dying_append)
+    revive = _die_after_checkpoints(monkeypatch, 3)
     api = MiniHubSpot()
     data = rows(400)
     with pytest.raises(KeyboardInterrupt):
@@ -110,7 +121,7 @@ def test_a_crashed_run_resumes_after_its_last_checkpoint(tmp_path: Path, monkeyp
     sent_first = {s for s, _, _ in _sent(api)}
     assert len(_journal(tmp_path)) == 3  # the confirmed checkpoints survived, the base was never written
     assert not (tmp_path / "state" / BASE_NAME).exists()
-    monkeypatch.setattr(state_module.SyncState, "append", real_append)
+    revive()
     before = len(api.writes)
     retry = _sync(api, data, tmp_path, batch_size=10, max_concurrency=1)
     sent_again = {s for s, _, _ in _sent(api, before)}
@@ -229,18 +240,7 @@ def test_a_killed_full_resync_resumes_where_it_stopped(tmp_path: Path, monkeypat
     """The retry of a killed resync skips what the resync confirmed, not what the old state held."""
     api = MiniHubSpot()
     _sync(api, rows(100), tmp_path)  # the old state: 100 rows, which the resync must send again
-    monkeypatch.setattr(state_module, "CHECKPOINT_ROWS", 50)
-    real_append = state_module.SyncState.append
-    segments = 0
-
-    def dying_append(self: state_module.SyncState, lines: list[str]) -> None:
-        nonlocal segments
-        segments += 1
-        if segments > 3:
-            raise KeyboardInterrupt("killed")
-        real_append(self, lines)
-
-    monkeypatch.setattr(state_module.SyncState, "append", dying_append)
+    revive = _die_after_checkpoints(monkeypatch, 3)
     data = rows(400)
     before = len(api.writes)
     with pytest.raises(KeyboardInterrupt):
@@ -248,7 +248,7 @@ def test_a_killed_full_resync_resumes_where_it_stopped(tmp_path: Path, monkeypat
     sent_first = {s for s, _, _ in _sent(api, before)}
     assert {f"user{i}@example.com" for i in range(100)} <= sent_first  # the old state was ignored
     assert (tmp_path / "state" / state_module.RESYNC_MARK).exists()
-    monkeypatch.setattr(state_module.SyncState, "append", real_append)
+    revive()
     before = len(api.writes)
     retry = _sync(api, data, tmp_path, batch_size=10, max_concurrency=1, full_resync=True)
     sent_again = {s for s, _, _ in _sent(api, before)}
