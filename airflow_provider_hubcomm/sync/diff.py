@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from json.encoder import encode_basestring_ascii as _esc
 from pathlib import Path
@@ -134,7 +135,24 @@ EXPORT_COLUMNS: Final = (
 )
 
 
-def verdicts_sql(rows: str, base: str | None, segments: list[str], *, aggregate: bool = False) -> str:
+#: Rows per key bucket of the diff (:func:`diff`): a 100M-row input or state is diffed in 4 passes, each join
+#: holding a quarter of the keys, so DuckDB's hash tables fit far below its memory limit (see
+#: ``benchmarks/RESULTS.md``); each pass reads the input and the state again (Parquet scans, cheap next to the join).
+BUCKET_ROWS: Final = int(os.environ.get("HUBCOMM_SYNC_BUCKET_ROWS", "25000000"))
+_CSV: Final = "(FORMAT csv, HEADER false)"
+
+
+def _read_verdicts(files: str) -> str:
+    """Return SQL reading verdicts files (``r,v`` lines, no header).
+
+    :param files: a quoted path, or a list of them in SQL.
+    """
+    return f"read_csv({files}, header=false, auto_detect=false, columns={{'r': 'BIGINT', 'v': 'VARCHAR'}})"
+
+
+def verdicts_sql(
+    rows: str, base: str | None, segments: list[str], *, aggregate: bool = False, bucket: tuple[int, int] = (0, 1)
+) -> str:
     """Return SQL for ``(r, v)``, ordered by ``r``: the verdict of each input row that is not unchanged.
 
     :param rows: SQL of the input relation, columns ``r k s st ch lb ex`` (row number, lower-cased key, ...).
@@ -144,17 +162,25 @@ def verdicts_sql(rows: str, base: str | None, segments: list[str], *, aggregate:
         number (unique) instead of a ``row_number()`` window. It reads ``rows`` twice: cheaper when they are
         cheap to read (Parquet, 10M x 10M: 31 s CPU against 52 s), dearer when they are JSON lines, as the
         spool's export is (2M x 2M: 7.5 s against 5.5 s); see ``benchmarks/RESULTS.md``.
+    :param bucket: ``(i, n)``: only the keys whose hash is ``i`` modulo ``n`` (every row of a key, in the input
+        and in the state, falls in the same bucket, so the buckets' verdicts together are the whole diff's).
     """
+    i, n = bucket
+    within = "" if n == 1 else f" WHERE hash(k) % {n:d} = {i:d}"
     if aggregate:
         last = (
-            f"src AS NOT MATERIALIZED ({rows}), last AS (SELECT max(r) AS r FROM src GROUP BY k, s), "
+            f"src AS NOT MATERIALIZED (SELECT * FROM ({rows}){within}), "
+            "last AS (SELECT max(r) AS r FROM src GROUP BY k, s), "
             "inp AS (SELECT i.*, m.r IS NULL AS dup FROM src i LEFT JOIN last m ON m.r = i.r)"
         )
     else:
-        last = f"inp AS (SELECT *, row_number() OVER (PARTITION BY k, s ORDER BY r DESC) > 1 AS dup FROM ({rows}))"
+        last = (
+            "inp AS (SELECT *, row_number() OVER (PARTITION BY k, s ORDER BY r DESC) > 1 AS dup "
+            f"FROM (SELECT * FROM ({rows}){within}))"
+        )
     return f"""
         WITH {last},
-        state AS ({state_relation(base, segments)})
+        state AS (SELECT * FROM ({state_relation(base, segments)}){within})
         SELECT l.r, CASE WHEN l.dup THEN 'd' WHEN t.ok IS NULL AND t.k IS NOT NULL THEN 'r' ELSE 's' END AS v
         FROM inp l LEFT JOIN state t ON NOT l.dup AND t.k = l.k AND t.s = l.s
                                      AND (t.ok IS NOT NULL OR (t.st = l.st AND t.ch IS NOT DISTINCT FROM l.ch
@@ -173,6 +199,7 @@ def diff(
     memory_limit: str = MEMORY_LIMIT,
     *,
     keep_rows: bool = False,
+    bucket_rows: int = BUCKET_ROWS,
 ) -> DiffResult:
     """De-duplicate the spool exactly (last row per key wins) and compare it with the state.
 
@@ -182,6 +209,7 @@ def diff(
     :param workdir: the run's private work folder.
     :param memory_limit: DuckDB's memory limit.
     :param keep_rows: keep the export of the rows (``DiffResult.rows``) for the sync log.
+    :param bucket_rows: past this many input or state rows, the diff runs in key buckets of about this size.
     """
     verdicts = workdir / "verdicts.csv"
     started = time.perf_counter()
@@ -193,13 +221,24 @@ def diff(
         exported, aggregate = _export(spool, rows), False
         source = f"SELECT * FROM read_json({q(rows)}, format='newline_delimited', columns={EXPORT_COLUMNS})"
     exported_at = time.perf_counter()
-    query = verdicts_sql(source, base, segments, aggregate=aggregate)
     con = connect(workdir, memory_limit)
     try:
-        con.execute(f"COPY ({query}) TO {q(verdicts)} (FORMAT csv, HEADER false)")
+        stored = con.execute(f"SELECT count(*) FROM read_parquet({q(base)})").fetchone() if base else None
+        n = max(1, -(-max(exported, int(stored[0]) if stored else 0) // bucket_rows))
+        if n == 1:
+            con.execute(f"COPY ({verdicts_sql(source, base, segments, aggregate=aggregate)}) TO {q(verdicts)} {_CSV}")
+        else:  # one key bucket at a time: each join holds 1/n of the keys; the small verdicts are sorted once
+            parts = [workdir / f"verdicts-{i}.csv" for i in range(n)]
+            for i, part in enumerate(parts):
+                query = verdicts_sql(source, base, segments, aggregate=aggregate, bucket=(i, n))
+                con.execute(f"COPY ({query}) TO {q(part)} {_CSV}")
+            every = "[" + ", ".join(q(p) for p in parts) + "]"
+            con.execute(f"COPY (SELECT * FROM {_read_verdicts(every)} ORDER BY r) TO {q(verdicts)} {_CSV}")
+            for part in parts:
+                part.unlink()
         send, superseded, refused = con.execute(
             "SELECT count(*) FILTER (WHERE v = 's'), count(*) FILTER (WHERE v = 'd'), count(*) FILTER (WHERE v = 'r') "
-            f"FROM read_csv({q(verdicts)}, header=false, auto_detect=false, columns={{'r': 'BIGINT', 'v': 'VARCHAR'}})"
+            f"FROM {_read_verdicts(q(verdicts))}"
         ).fetchone() or (0, 0, 0)
     finally:
         con.close()
