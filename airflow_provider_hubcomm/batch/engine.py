@@ -131,10 +131,11 @@ class BatchWriteEngine:
                     on_invalid_row=account.skip_invalid if skip else None,
                     partition=part,
                 )
-            else:  # a CSV file: the vectorised pass too, unless only the row path reads it right (None: not CSV)
+            else:  # CSV or JSON lines: the vectorised pass too, unless only the row path reads it right
                 from airflow_provider_hubcomm.batch.csvbatches import validate_csv
+                from airflow_provider_hubcomm.batch.jsonbatches import validate_jsonl
 
-                as_csv = validate_csv(
+                as_file = validate_csv(  # None: not a CSV file
                     inputs,
                     validator,
                     stop_at_invalid=not skip,
@@ -143,8 +144,17 @@ class BatchWriteEngine:
                     on_invalid_row=account.skip_invalid if skip else None,
                     partition=part,
                 )
-                if as_csv is not None:
-                    checked = as_csv
+                if as_file is None:  # None: not a JSON lines file
+                    as_file = validate_jsonl(
+                        inputs,
+                        validator,
+                        stop_at_invalid=not skip,
+                        file_format=options.file_format,
+                        on_invalid_row=account.skip_invalid if skip else None,
+                        partition=part,
+                    )
+                if as_file is not None:
+                    checked = as_file
                 else:
                     rows = iter_rows(inputs, file_format=options.file_format, on_header=header_check)
                     checked = validate_rows(
