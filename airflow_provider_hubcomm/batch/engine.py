@@ -7,9 +7,10 @@ A run makes three passes over the data and holds no per-row state in memory:
    to a temporary file while a compact index records duplicates. A subscription may be named by its name
    (:mod:`~airflow_provider_hubcomm.batch.preflight`). Nothing is sent before every row was validated: with
    ``on_invalid="fail"`` one bad row stops the run with an error naming row, field, value and allowed
-   values; with ``"skip"`` bad rows are counted and listed in the failed-rows file. A Parquet or CSV file is
-   validated column by column (:mod:`~airflow_provider_hubcomm.batch.columnar`,
-   :mod:`~airflow_provider_hubcomm.batch.csvbatches`), with the row path's results.
+   values; with ``"skip"`` bad rows are counted and listed in the failed-rows file. A Parquet, CSV or JSON
+   lines file is validated column by column (:mod:`~airflow_provider_hubcomm.batch.columnar`,
+   :mod:`~airflow_provider_hubcomm.batch.csvbatches`, :mod:`~airflow_provider_hubcomm.batch.jsonbatches`),
+   with the row path's results.
 2. **Definitions preflight**: the account's subscriptions are read once (per brand); every row's
    subscription is looked up before the first write, so unknown or inactive ids stop the run
    (``on_invalid="fail"``) or skip their rows (``"skip"``) up front. A dry run preflights too.
