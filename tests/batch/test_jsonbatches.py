@@ -158,6 +158,25 @@ def test_blank_lines_blanks_crlf_and_a_leading_bom_match(tmp_path: Path, suffix:
         same(write_raw(tmp_path / f"in{suffix}", body), {})
 
 
+def test_columns_that_appear_in_later_chunks_are_checked(tmp_path: Path):
+    """Each chunk has its own columns: the checks follow them (a pair given only from row 301 on is kept)."""
+    rows = [
+        {"subscriberIdString": f"c{i}@example.com", "subscriptionId": 1 + i % 3, "statusState": "SUBSCRIBED"}
+        for i in range(900)
+    ]
+    for i, row in enumerate(rows[300:]):
+        row.update(legalBasis="LEGITIMATE_INTEREST_CLIENT", legalBasisExplanation=f"why {i}", channel="EMAIL")
+    path = write_raw(tmp_path / "in.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+    batches = jsonl_batches(path, chunk_bytes=CHUNK)
+    assert batches is not None
+    names = {tuple(batch.schema.names) for _, batch in batches}
+    assert len(names) == 2  # without the pair, then with it
+    rowwise = same(path, {})
+    assert [write.legal_basis for _, write, _ in rowwise["records"]] == [None] * 300 + [
+        "LEGITIMATE_INTEREST_CLIENT"
+    ] * 600
+
+
 def test_stop_at_invalid_on_a_clean_file(tmp_path: Path):
     path = write_jsonl(tmp_path / "in.jsonl", valid_rows(1000, {}))
     assert same(path, {}, stop=True)["records"] is not None
