@@ -157,9 +157,21 @@ def _csv_input(rows: list[dict[str, Any]], folder: str) -> str:
     return path
 
 
+def _jsonl_input(rows: list[dict[str, Any]], folder: str) -> str:
+    """Write the rows as JSON lines (not timed; an absent field is an absent key); return its path."""
+    path = os.path.join(folder, "input.jsonl")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in rows)
+    return path
+
+
 def _file_input(args: argparse.Namespace, rows: list[dict[str, Any]], folder: str) -> str:
-    """The benchmark's input file for ``--source`` (``csv*``: CSV, else Parquet)."""
-    return _csv_input(rows, folder) if args.source.startswith("csv") else _parquet_input(rows, folder)
+    """The benchmark's input file for ``--source`` (``csv*``: CSV, ``jsonl*``: JSON lines, else Parquet)."""
+    if args.source.startswith("csv"):
+        return _csv_input(rows, folder)
+    if args.source.startswith("jsonl"):
+        return _jsonl_input(rows, folder)
+    return _parquet_input(rows, folder)
 
 
 def _validation(args: argparse.Namespace, rows: list[dict[str, Any]], path: str | None) -> Any:
@@ -171,12 +183,16 @@ def _validation(args: argparse.Namespace, rows: list[dict[str, Any]], path: str 
         return validate_rows(enumerate(rows, 1), RowValidator(), stop_at_invalid=True)
     from airflow_provider_hubcomm.batch.sources import iter_rows
 
-    if args.source in ("parquet-rows", "csv-rows"):  # the row path over the same file (before the vectorised pass)
+    if args.source in ("parquet-rows", "csv-rows", "jsonl-rows"):  # the row path over the same file
         return validate_rows(iter_rows(path), RowValidator(), stop_at_invalid=True)
     if args.source == "csv":
         from airflow_provider_hubcomm.batch.csvbatches import validate_csv
 
         return validate_csv(path, RowValidator(), stop_at_invalid=True)
+    if args.source == "jsonl":
+        from airflow_provider_hubcomm.batch.jsonbatches import validate_jsonl
+
+        return validate_jsonl(path, RowValidator(), stop_at_invalid=True)
     from airflow_provider_hubcomm.batch.columnar import validate_parquet
     from airflow_provider_hubcomm.batch.parquet import parquet_batches
 
@@ -332,10 +348,10 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, metavar="K", help="print cProfile's top K functions")
     parser.add_argument(
         "--source",
-        choices=("memory", "parquet", "parquet-rows", "csv", "csv-rows"),
+        choices=("memory", "parquet", "parquet-rows", "csv", "csv-rows", "jsonl", "jsonl-rows"),
         default="memory",
-        help="rows in memory (the row path), or one Parquet or CSV file: 'parquet' and 'csv' are what a run does "
-        "with it (the vectorised pass), 'parquet-rows' and 'csv-rows' the row path over the same file (validate "
+        help="rows in memory (the row path), or one Parquet, CSV or JSON lines file: 'parquet', 'csv' and 'jsonl' "
+        "are what a run does with it (the vectorised pass), '...-rows' the row path over the same file (validate "
         "part only)",
     )
     parser.add_argument("--child", choices=("validate", "write"), help=argparse.SUPPRESS)

@@ -19,7 +19,9 @@
    directly (no export, no Python per row); a run with a state reads back only the rows it has to send.
 
 A CSV file goes through the same pass (:func:`~airflow_provider_hubcomm.batch.csvbatches.validate_csv`: its
-record batches hold text columns). Other inputs (in-memory rows, JSON lines, a JSON array) keep the row path.
+record batches hold text columns), and so does a JSON lines file
+(:func:`~airflow_provider_hubcomm.batch.jsonbatches.validate_jsonl`: each chunk of lines has its own columns,
+and the checks follow them). Other inputs (in-memory rows, a JSON array) keep the row path.
 """
 
 from __future__ import annotations
@@ -199,7 +201,9 @@ def validate_parquet(
 
     :param batches: ``(first row number, record batch)`` pairs
         (:func:`~airflow_provider_hubcomm.batch.parquet.parquet_batches`,
-        :func:`~airflow_provider_hubcomm.batch.csvbatches.csv_batches`).
+        :func:`~airflow_provider_hubcomm.batch.csvbatches.csv_batches`,
+        :func:`~airflow_provider_hubcomm.batch.jsonbatches.jsonl_batches`); the column names may change from one
+        batch to the next.
     :param validator: the row validator (its rules, and the row path for the rows the vectorised checks leave).
     :param stop_at_invalid: after the first invalid row, only validate and count; the spool is then dropped.
     :param on_invalid_row: called with each invalid row and its errors (``on_invalid="skip"``).
@@ -215,12 +219,14 @@ def validate_parquet(
     unseen = result.columns_unseen
     unseen.update(validator.column_map)
     checks: _Checks | None = None
+    checked_names: list[str] = []
     valid = invalid = 0
     spooling = True
     try:
         for first, batch in batches:
-            if checks is None:
-                checks = _Checks(validator, batch.schema.names)
+            if checks is None or batch.schema.names != checked_names:  # JSON lines: a chunk's own columns
+                checked_names = batch.schema.names
+                checks = _Checks(validator, checked_names)
             rows = batch.num_rows
             if rows == 0:
                 continue

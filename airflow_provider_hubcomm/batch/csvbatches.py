@@ -35,22 +35,13 @@ import gzip
 import importlib
 import io
 import logging
-import os
 import pickle
 import re
 import tempfile
 from collections.abc import Callable, Generator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from airflow_provider_hubcomm.batch.files import (
-    GZIP_ERRORS,
-    HeaderCheck,
-    check_names,
-    detect_format,
-    is_storage_path,
-    open_input,
-    resolve_file,
-)
+from airflow_provider_hubcomm.batch.files import GZIP_ERRORS, HeaderCheck, check_names, open_input, vectorised_input
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 
 if TYPE_CHECKING:
@@ -58,7 +49,7 @@ if TYPE_CHECKING:
     from airflow_provider_hubcomm.batch.spool import ValidationPass
     from airflow_provider_hubcomm.sync.partition import PartitionFilter
 
-__all__ = ["CSV_BLOCK_BYTES", "CsvFallback", "csv_batches", "validate_csv"]
+__all__ = ["CSV_BLOCK_BYTES", "CsvFallback", "csv_batches", "validate_by_rows", "validate_csv"]
 
 log = logging.getLogger(__name__)
 
@@ -104,16 +95,10 @@ def csv_batches(
     :param block_size: bytes per block (and record batch) of ``pyarrow.csv``.
     :raises HubCommValidationError: as ``iter_rows`` does for a missing file or an unknown format.
     """
-    if not (isinstance(inputs, str | os.PathLike) or is_storage_path(inputs)):
+    found = vectorised_input(inputs, file_format, "csv", "pyarrow.csv")
+    if found is None:
         return None
-    name, opener, _, base = resolve_file(inputs)
-    fmt, compressed = detect_format(name, base, file_format)
-    if fmt != "csv":
-        return None
-    try:
-        importlib.import_module("pyarrow.csv")
-    except ImportError:  # an optional dependency: without it, CSV takes the row path as it always did
-        return None
+    name, opener, compressed = found
     return _csv_batches(name, opener, compressed, on_header, block_size)
 
 
@@ -342,12 +327,49 @@ def validate_csv(
         batches.close()
         deferred.close()
     log.info("Validating the CSV file row by row (%s).", why)
+    return validate_by_rows(
+        inputs,
+        validator,
+        stop_at_invalid=stop_at_invalid,
+        file_format=file_format,
+        on_header=on_header,
+        on_invalid_row=on_invalid_row,
+        partition=partition,
+        outside=outside,
+        spool_dir=spool_dir,
+    )
+
+
+def validate_by_rows(
+    inputs: Any,
+    validator: RowValidator,
+    *,
+    stop_at_invalid: bool,
+    file_format: str | None,
+    on_header: HeaderCheck | None,
+    on_invalid_row: InvalidRowHandler | None,
+    partition: PartitionFilter | None,
+    outside: int,
+    spool_dir: str | None,
+) -> ValidationPass:
+    """Validate the whole file again with the row path (the fallback of a vectorised attempt; nothing was sent).
+
+    :param inputs: what the run was given.
+    :param validator: the row validator.
+    :param stop_at_invalid: as for :func:`~airflow_provider_hubcomm.batch.spool.validate_rows`.
+    :param file_format: as for :func:`~airflow_provider_hubcomm.batch.sources.iter_rows`.
+    :param on_header: as for ``iter_rows``.
+    :param on_invalid_row: called with each invalid row and its errors.
+    :param partition: keep only this partition's rows.
+    :param outside: the partition's count of other partitions' rows before the attempt (they are counted again).
+    :param spool_dir: where to create the spool.
+    """
     from airflow_provider_hubcomm.batch.sources import iter_rows
     from airflow_provider_hubcomm.batch.spool import validate_rows
 
     rows = iter_rows(inputs, file_format=file_format, on_header=on_header)
     if partition is not None:
-        partition.rows_outside = outside  # the rows of other partitions are counted again
+        partition.rows_outside = outside
         rows = partition.filter(rows)
     return validate_rows(
         rows, validator, stop_at_invalid=stop_at_invalid, on_invalid_row=on_invalid_row, spool_dir=spool_dir

@@ -7,9 +7,10 @@ A run makes three passes over the data and holds no per-row state in memory:
    to a temporary file while a compact index records duplicates. A subscription may be named by its name
    (:mod:`~airflow_provider_hubcomm.batch.preflight`). Nothing is sent before every row was validated: with
    ``on_invalid="fail"`` one bad row stops the run with an error naming row, field, value and allowed
-   values; with ``"skip"`` bad rows are counted and listed in the failed-rows file. A Parquet or CSV file is
-   validated column by column (:mod:`~airflow_provider_hubcomm.batch.columnar`,
-   :mod:`~airflow_provider_hubcomm.batch.csvbatches`), with the row path's results.
+   values; with ``"skip"`` bad rows are counted and listed in the failed-rows file. A Parquet, CSV or JSON
+   lines file is validated column by column (:mod:`~airflow_provider_hubcomm.batch.columnar`,
+   :mod:`~airflow_provider_hubcomm.batch.csvbatches`, :mod:`~airflow_provider_hubcomm.batch.jsonbatches`),
+   with the row path's results.
 2. **Definitions preflight**: the account's subscriptions are read once (per brand); every row's
    subscription is looked up before the first write, so unknown or inactive ids stop the run
    (``on_invalid="fail"``) or skip their rows (``"skip"``) up front. A dry run preflights too.
@@ -131,10 +132,11 @@ class BatchWriteEngine:
                     on_invalid_row=account.skip_invalid if skip else None,
                     partition=part,
                 )
-            else:  # a CSV file: the vectorised pass too, unless only the row path reads it right (None: not CSV)
+            else:  # CSV or JSON lines: the vectorised pass too, unless only the row path reads it right
                 from airflow_provider_hubcomm.batch.csvbatches import validate_csv
+                from airflow_provider_hubcomm.batch.jsonbatches import validate_jsonl
 
-                as_csv = validate_csv(
+                as_file = validate_csv(  # None: not a CSV file
                     inputs,
                     validator,
                     stop_at_invalid=not skip,
@@ -143,8 +145,17 @@ class BatchWriteEngine:
                     on_invalid_row=account.skip_invalid if skip else None,
                     partition=part,
                 )
-                if as_csv is not None:
-                    checked = as_csv
+                if as_file is None:  # None: not a JSON lines file
+                    as_file = validate_jsonl(
+                        inputs,
+                        validator,
+                        stop_at_invalid=not skip,
+                        file_format=options.file_format,
+                        on_invalid_row=account.skip_invalid if skip else None,
+                        partition=part,
+                    )
+                if as_file is not None:
+                    checked = as_file
                 else:
                     rows = iter_rows(inputs, file_format=options.file_format, on_header=header_check)
                     checked = validate_rows(

@@ -1,7 +1,8 @@
 """Where a file input is and what it holds: resolving paths and URLs, telling the format, opening, file errors.
 
 Shared by the row readers (:mod:`~airflow_provider_hubcomm.batch.sources`) and the vectorised pass's readers
-(:mod:`~airflow_provider_hubcomm.batch.parquet`, :mod:`~airflow_provider_hubcomm.batch.csvbatches`).
+(:mod:`~airflow_provider_hubcomm.batch.parquet`, :mod:`~airflow_provider_hubcomm.batch.csvbatches`,
+:mod:`~airflow_provider_hubcomm.batch.jsonbatches`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "open_input",
     "require_pyarrow",
     "resolve_file",
+    "vectorised_input",
 ]
 
 #: ``(file name, column names)`` -> None; raises when the header can never give a valid row.
@@ -156,3 +158,30 @@ def require_pyarrow() -> None:
         raise HubCommConfigError(
             "reading Parquet needs pyarrow: pip install 'airflow-provider-hubcomm[parquet]'"
         ) from None
+
+
+def vectorised_input(
+    inputs: Any, file_format: str | None, fmt: str, module: str
+) -> tuple[str, Callable[[], IO[bytes]], bool] | None:
+    """Return ``(display name, binary opener, gzip_compressed)`` when ``inputs`` is a file of format ``fmt``.
+
+    ``None`` when it is not one (rows in memory, another format) or when the optional pyarrow ``module`` that
+    reads it is missing: the caller then takes the row path, as it always did.
+
+    :param inputs: what the run was given.
+    :param file_format: as for :func:`~airflow_provider_hubcomm.batch.sources.iter_rows`.
+    :param fmt: the format wanted (``csv``, ``jsonl``).
+    :param module: the module that reads it, e.g. ``pyarrow.csv``.
+    :raises HubCommValidationError: as ``iter_rows`` does for a missing file or an unknown format.
+    """
+    if not (isinstance(inputs, str | os.PathLike) or is_storage_path(inputs)):
+        return None
+    name, opener, _, base = resolve_file(inputs)
+    found, compressed = detect_format(name, base, file_format)
+    if found != fmt:
+        return None
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return None
+    return name, opener, compressed
