@@ -44,7 +44,15 @@ def load_module(path: Path, name: str) -> ModuleType:
 
 
 def load_example(stem: str) -> ModuleType:
-    return load_module(EXAMPLES / f"{stem}.py", f"hubcomm_example_{stem}")
+    """Import an example DAG afresh for each test: its module reads the environment when it is imported.
+
+    ``large_consent_sync`` fixes its sync state's folder (``STATE_PATH``, from ``HUBCOMM_WORK_DIR``) at import;
+    a module cached from a test without ``examples_env`` pointed a later ``dag.test()`` at the default folder and
+    its state of an earlier session (found by a run in random order).
+    """
+    name = f"hubcomm_example_{stem}"
+    sys.modules.pop(name, None)
+    return load_module(EXAMPLES / f"{stem}.py", name)
 
 
 @pytest.fixture(scope="session")
