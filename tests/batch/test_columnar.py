@@ -13,6 +13,7 @@ from airflow_provider_hubcomm.batch.rows import RowValidator
 from airflow_provider_hubcomm.batch.sources import iter_rows
 from airflow_provider_hubcomm.batch.spool import validate_rows
 from airflow_provider_hubcomm.sync.partition import PartitionFilter
+from tests.batch._passes import VALIDATOR_CONFIGS, pass_outcome
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -94,32 +95,13 @@ def both_passes(path: Path, validator_args: dict[str, Any], *, stop: bool, batch
             checked = validate_parquet(batches, validator, stop_at_invalid=stop, on_invalid_row=handler)
         else:
             checked = validate_rows(iter_rows(path), validator, stop_at_invalid=stop, on_invalid_row=handler)
-        records = None
-        if checked.spool is not None:
-            records = list(checked.spool.records())
-            checked.spool.close()
-        return {
-            "counts": (checked.rows_read, checked.valid, checked.invalid),
-            "errors": [str(e) for e in checked.errors],
-            "invalid": invalid,
-            "unseen": sorted(checked.columns_unseen),
-            "records": records,
-        }
+        return pass_outcome(checked, invalid)
 
     return run(False), run(True)
 
 
 @pytest.mark.parametrize("sid_as_text", [False, True], ids=["int-ids", "text-ids"])
-@pytest.mark.parametrize(
-    "validator_args",
-    [
-        {},
-        {"defaults": {"subscriptionId": 77, "statusState": "UNSUBSCRIBED"}},
-        {"defaults": {"legalBasis": "LEGITIMATE_INTEREST_CLIENT", "legalBasisExplanation": "default why"}},
-        {"defaults": {"channel": "EMAIL"}, "extra_columns": "ignore"},
-    ],
-    ids=["plain", "id+state-defaults", "pair-default", "ignore-extra"],
-)
+@pytest.mark.parametrize("validator_args", list(VALIDATOR_CONFIGS.values()), ids=list(VALIDATOR_CONFIGS))
 def test_the_vectorised_pass_matches_the_row_path(tmp_path: Path, validator_args: dict[str, Any], sid_as_text: bool):
     rows = make_rows(4000, sid_as_text=sid_as_text)
     path = write(tmp_path / "in.parquet", rows)

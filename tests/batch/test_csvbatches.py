@@ -21,6 +21,7 @@ from airflow_provider_hubcomm.batch.sources import iter_rows
 from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.sync.partition import PartitionFilter
+from tests.batch._passes import VALIDATOR_CONFIGS, pass_outcome
 from tests.batch.test_columnar import make_rows
 
 pa = pytest.importorskip("pyarrow")
@@ -72,19 +73,7 @@ def run(path: Any, validator_args: dict[str, Any], *, stop: bool, mode: str, **k
     else:
         checked = validate_csv(path, validator, stop_at_invalid=stop, on_invalid_row=handler, block_size=BLOCK)
         assert checked is not None
-    records = None
-    kind = type(checked.spool).__name__
-    if checked.spool is not None:
-        records = list(checked.spool.records())
-        checked.spool.close()
-    return {
-        "counts": (checked.rows_read, checked.valid, checked.invalid),
-        "errors": [str(e) for e in checked.errors],
-        "invalid": invalid,
-        "unseen": sorted(checked.columns_unseen),
-        "records": records,
-        "kind": kind,
-    }
+    return pass_outcome(checked, invalid, kind=type(checked.spool).__name__)
 
 
 def same(path: Any, validator_args: dict[str, Any], *, stop: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -107,16 +96,7 @@ def error_of(path: Any, **kwargs: Any) -> str:
 
 
 @pytest.mark.parametrize("quoting", [csv.QUOTE_MINIMAL, csv.QUOTE_ALL], ids=["quoted-when-needed", "all-quoted"])
-@pytest.mark.parametrize(
-    "validator_args",
-    [
-        {},
-        {"defaults": {"subscriptionId": 77, "statusState": "UNSUBSCRIBED"}},
-        {"defaults": {"legalBasis": "LEGITIMATE_INTEREST_CLIENT", "legalBasisExplanation": "default why"}},
-        {"defaults": {"channel": "EMAIL"}, "extra_columns": "ignore"},
-    ],
-    ids=["plain", "id+state-defaults", "pair-default", "ignore-extra"],
-)
+@pytest.mark.parametrize("validator_args", list(VALIDATOR_CONFIGS.values()), ids=list(VALIDATOR_CONFIGS))
 def test_the_vectorised_pass_matches_the_row_path(tmp_path: Path, validator_args: dict[str, Any], quoting: int):
     path = write_csv(tmp_path / "in.csv", make_rows(4000, sid_as_text=True), quoting=quoting)
     rowwise = same(path, validator_args)

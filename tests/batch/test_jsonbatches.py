@@ -19,6 +19,7 @@ from airflow_provider_hubcomm.batch.sources import iter_rows
 from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.sync.partition import PartitionFilter
+from tests.batch._passes import VALIDATOR_CONFIGS, pass_outcome
 from tests.batch.test_columnar import make_rows
 
 pa = pytest.importorskip("pyarrow")
@@ -79,20 +80,8 @@ def run(path: Any, validator_args: dict[str, Any], *, stop: bool, mode: str, **k
     else:
         checked = validate_jsonl(path, validator, stop_at_invalid=stop, on_invalid_row=handler, chunk_bytes=CHUNK)
         assert checked is not None
-    records = None
-    kind = type(checked.spool).__name__
-    if checked.spool is not None:
-        records = list(checked.spool.records())
-        checked.spool.close()
-    return {
-        "counts": (checked.rows_read, checked.valid, checked.invalid),
-        "errors": [str(e) for e in checked.errors],
-        "invalid": invalid,
-        "unseen": sorted(checked.columns_unseen),
-        "seen": list(checked.columns_seen) if checked.columns_unseen else None,  # only shown with unseen keys
-        "records": records,
-        "kind": kind,
-    }
+    seen = list(checked.columns_seen) if checked.columns_unseen else None  # only shown with unseen keys
+    return pass_outcome(checked, invalid, seen=seen, kind=type(checked.spool).__name__)
 
 
 def outcome(path: Any, validator_args: dict[str, Any], *, mode: str, stop: bool = False, **kwargs: Any) -> Any:
@@ -125,12 +114,7 @@ def same_by_fallback(path: Any, validator_args: dict[str, Any], *, stop: bool = 
     return expected
 
 
-CONFIGS = {
-    "plain": {},
-    "id+state-defaults": {"defaults": {"subscriptionId": 77, "statusState": "UNSUBSCRIBED"}},
-    "pair-default": {"defaults": {"legalBasis": "LEGITIMATE_INTEREST_CLIENT", "legalBasisExplanation": "default why"}},
-    "ignore-extra": {"defaults": {"channel": "EMAIL"}, "extra_columns": "ignore"},
-}
+CONFIGS = VALIDATOR_CONFIGS
 
 
 @pytest.mark.parametrize("sid_as_text", [True, False], ids=["text-ids", "int-ids"])
