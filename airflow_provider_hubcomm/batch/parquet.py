@@ -14,7 +14,6 @@ import gc
 import importlib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from itertools import repeat
 from pathlib import Path
@@ -30,6 +29,7 @@ from airflow_provider_hubcomm.batch.files import (
     resolve_file,
 )
 from airflow_provider_hubcomm.batch.rows import WriteRow
+from airflow_provider_hubcomm.workdirs import private_folder
 
 __all__ = ["COLUMNAR_BATCH_ROWS", "READ_ROWS", "ParquetSpool", "parquet_batches", "read_batches"]
 
@@ -177,7 +177,7 @@ class ParquetSpool:
 
     def __init__(self, directory: str | None = None) -> None:
         pa = importlib.import_module("pyarrow")
-        self.folder = Path(tempfile.mkdtemp(prefix="hubcomm-spool-", dir=directory))
+        self.folder = private_folder("hubcomm-spool-", directory)
         self.path = self.folder / "rows.parquet"
         self.schema = _spool_schema(pa)
         self.rows = 0

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_hubcomm.sync import state as _state
 from airflow_provider_hubcomm.sync.lease import Lease
 from airflow_provider_hubcomm.sync.state import Journal, SyncState
+from airflow_provider_hubcomm.workdirs import private_folder
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -70,7 +69,7 @@ class SyncRun:
         sync_log: bool = False,
         task_run: tuple[str, str, str, int] | None = None,
     ) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="hubcomm-sync-"))  # 0700: it holds e-mail addresses
+        self.workdir = private_folder("hubcomm-sync-")  # 0700: it holds e-mail addresses
         self.state = SyncState(state_path, str(self.workdir))
         self.full_resync = full_resync
         self.dry_run = dry_run

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -116,15 +117,25 @@ def test_killed_mid_run_then_rerun_converges(
     preload(fake, dataset)
     conn = scenario.connection_json(fake)
     monkeypatch.setenv(CONN_ENV, conn)
+    # Both runs' temp dir: a SIGKILL gives the first run no chance to remove its work folder (its valid rows,
+    # e-mail addresses included); the rerun must remove it.
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
 
     def part_way() -> bool:
         return fake.counters.get("writes_applied", 0) >= 0.3 * dataset.rows
 
     with Chaos(fake, scenario, dataset.rows):
         killed = harness.airflow_dags_test(
-            dataset, tmp_path / "killed", env=harness.subprocess_env({CONN_ENV: conn}), kill_when=part_way
+            dataset,
+            tmp_path / "killed",
+            env=harness.subprocess_env({CONN_ENV: conn, "TMPDIR": str(temp)}),
+            kill_when=part_way,
         )
     assert killed.state == "killed", f"the first run was not killed part-way: {killed.state}\n{killed.output[-3000:]}"
+    left = sorted(p.name for p in temp.glob("hubcomm-*"))
+    assert left, "the killed run left no work folder: the check below would prove nothing"
     applied = fake.counters.get("writes_applied", 0)
     assert 0.3 * dataset.rows <= applied < dataset.rows, applied
     before_rerun = fake.snapshot()
@@ -136,6 +147,8 @@ def test_killed_mid_run_then_rerun_converges(
     with Chaos(fake, scenario, dataset.rows) as chaos:
         rerun = dag_test(dataset, tmp_path / "rerun")
     figures = check(dataset, fake, rerun, scenario, chaos=chaos)
+    remaining = sorted(p.name for p in temp.glob("hubcomm-*"))
+    assert not remaining, f"work folders left after the rerun: {remaining} (the killed run's: {left})"
     figures["scenario"] = "killed_then_rerun"
     figures["killed_after_seconds"] = round(killed.seconds, 1)
     figures["applied_before_kill"] = applied
