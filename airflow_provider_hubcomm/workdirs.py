@@ -42,13 +42,25 @@ def _stat(pid: int) -> tuple[str, str] | None:
     return fields[0], fields[19]
 
 
+def process_start(pid: int | None = None) -> str:
+    """Return a process's start time in clock ticks since boot (``"0"`` where ``/proc`` cannot tell).
+
+    :param pid: the process (``None``: this one).
+    """
+    found = _stat(os.getpid() if pid is None else pid)
+    return found[1] if found else "0"
+
+
 def _owner() -> str:
-    found = _stat(os.getpid())
-    return f"{_host()}-{os.getpid()}-{found[1] if found else 0}"
+    return f"{_host()}-{os.getpid()}-{process_start()}"
 
 
-def _gone(pid: int, start: str) -> bool:
-    """Tell whether the process that made a folder has ended (a zombie has ended; a reused pid is another process)."""
+def process_gone(pid: int, start: str = "0") -> bool:
+    """Tell whether a process of this host has ended: no such pid, a zombie, or a pid now used by another process.
+
+    :param pid: the process id.
+    :param start: its start time as :func:`process_start` gave it (``"0"``: unknown, the pid alone counts).
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -88,7 +100,7 @@ def sweep(prefix: str, directory: str | None = None) -> list[Path]:
                 continue
         except OSError:
             continue
-        if _gone(int(parts[1]), parts[2]):
+        if process_gone(int(parts[1]), parts[2]):
             shutil.rmtree(entry.path, ignore_errors=True)
             if not os.path.exists(entry.path):
                 removed.append(Path(entry.path))

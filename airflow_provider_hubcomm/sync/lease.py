@@ -15,6 +15,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from airflow_provider_hubcomm.workdirs import process_gone, process_start
+
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
@@ -77,6 +79,7 @@ class Lease:
             "task": self.task,
             "host": self.host,
             "pid": os.getpid(),
+            "started": process_start(),
             "heartbeat": now,
             "heartbeat_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         }
@@ -93,7 +96,8 @@ class Lease:
         if self.task is not None and holder.get("task") == self.task:
             return "it is an earlier try of this task"
         pid = holder.get("pid")
-        if holder.get("host") == self.host and isinstance(pid, int) and not _alive(pid):
+        started = str(holder.get("started") or "0")
+        if holder.get("host") == self.host and isinstance(pid, int) and process_gone(pid, started):
             return f"its process {pid} on this host is gone"
         return None
 
@@ -144,14 +148,3 @@ class Lease:
         holder = self._read()
         if holder is not None and holder.get("owner") == self.owner:
             self.path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    """Return whether a process of this host runs with ``pid``."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_hubcomm import workdirs
 from airflow_provider_hubcomm.exceptions import HubCommStateInUseError
 from airflow_provider_hubcomm.sync import lease as lease_module
 from airflow_provider_hubcomm.sync import state as state_module
@@ -59,8 +60,10 @@ def test_a_dry_run_reads_without_a_lease(tmp_path: Path) -> None:
     [
         {"heartbeat": time.time() - lease_module.LEASE_SECONDS - 5},  # stale
         {"host": socket.gethostname(), "pid": -1},  # placeholder pid, replaced by a process that is gone
+        # a live pid that another process (started at another time) now uses: the holder is gone
+        {"host": socket.gethostname(), "pid": os.getpid(), "started": "1", "task": None},
     ],
-    ids=["stale-heartbeat", "dead-process-on-this-host"],
+    ids=["stale-heartbeat", "dead-process-on-this-host", "reused-pid-on-this-host"],
 )
 def test_a_lease_left_behind_is_taken_over(tmp_path: Path, holder: dict[str, Any]) -> None:
     if holder.get("pid") == -1:
@@ -71,6 +74,18 @@ def test_a_lease_left_behind_is_taken_over(tmp_path: Path, holder: dict[str, Any
     summary = run(MiniHubSpot(), rows(20), tmp_path / "out", state_path=str(tmp_path / "state"))
     assert summary["written"] == 20
     assert not (tmp_path / "state" / LEASE_NAME).exists()  # released at the end
+
+
+def test_a_live_process_on_this_host_keeps_its_lease(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        started = workdirs.process_start(holder.pid)
+        _foreign_lease(tmp_path / "state", host=socket.gethostname(), pid=holder.pid, started=started)
+        with pytest.raises(HubCommStateInUseError):
+            run(MiniHubSpot(), rows(5), tmp_path / "out", state_path=str(tmp_path / "state"))
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def test_the_lease_is_held_during_the_run_and_renewed_at_checkpoints(
@@ -90,6 +105,7 @@ def test_the_lease_is_held_during_the_run_and_renewed_at_checkpoints(
     assert len(seen) >= 3
     assert {lease["owner"] for lease in seen} == {seen[0]["owner"]}
     assert seen[0]["pid"] == os.getpid()
+    assert seen[0]["started"] == workdirs.process_start()
     assert [lease["heartbeat"] for lease in seen] == sorted(lease["heartbeat"] for lease in seen)
     assert seen[-1]["heartbeat"] > seen[0]["heartbeat"]
     assert not (tmp_path / "state" / LEASE_NAME).exists()
