@@ -106,7 +106,7 @@ def sweep(prefix: str, directory: str | None = None) -> list[Path]:
                 removed.append(Path(entry.path))
     if removed:
         log.info(
-            "Removed %d work folder(s) left by runs that were killed: %s",
+            "Removed %d work folder(s) left by runs whose process ended without removing them (killed): %s",
             len(removed),
             ", ".join(str(p) for p in removed),
         )
