@@ -3,14 +3,14 @@
 A batch run spools its valid rows (e-mail addresses included) into a folder of the worker's temp dir, and a sync
 run keeps its diff there. A run removes its folder when it ends, even on an error or a SIGTERM; a SIGKILL (the
 OOM killer, or Airflow's kill after the grace period) gives it no chance to. So each folder's name says who owns
-it (a hash of the host name, the process id and the process's start time), and creating a folder first removes
-the folders of the same family whose owner is gone: the next try of the task, or any later run on that worker,
-cleans up after a killed one.
+it (a hash of the host name and pid namespace, the process id and the process's start time), and creating a
+folder first removes the folders of the same family whose owner is gone: the next try of the task, or any later
+run on that worker, cleans up after a killed one.
 
-A folder is removed only if it was made on this host, by this user, by a process that no longer runs (or whose
-process id now belongs to a process started at another time). Folders of live processes, concurrent runs of
-mapped tasks on the same worker included, are never touched; neither are folders of other hosts sharing a
-folder (their processes cannot be seen from here).
+A folder is removed only if it was made on this host and in this pid namespace, by this user, by a process that
+no longer runs (or whose process id now belongs to a process started at another time). Folders of live
+processes, concurrent runs of mapped tasks on the same worker included, are never touched; neither are folders
+of other hosts or containers sharing a folder (their processes cannot be seen from here).
 """
 
 from __future__ import annotations
@@ -26,8 +26,22 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def process_space() -> str:
+    """Return the id of this process's pid namespace (``""`` where ``/proc`` cannot tell).
+
+    Two containers may share a host name (``--network host``) and a mounted folder, yet not see each other's
+    processes: a process id is only judged within its own namespace.
+    """
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _host() -> str:
-    return hashlib.sha1(socket.gethostname().encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+    """Return a short hash of the host name and the pid namespace: whose process ids a folder's name holds."""
+    seen = f"{socket.gethostname()}/{process_space()}"
+    return hashlib.sha1(seen.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
 
 
 def _stat(pid: int) -> tuple[str, str] | None:

@@ -136,6 +136,18 @@ def test_folders_it_cannot_attribute_are_kept(tmp_path: Path, name: str) -> None
     assert folder.exists()
 
 
+def test_a_folder_of_another_pid_namespace_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same host name (a container with ``--network host``), other processes: its pids mean nothing here."""
+    with monkeypatch.context() as patch:
+        patch.setattr(workdirs, "process_space", lambda: "pid:[1]")
+        theirs = workdirs._host()
+    assert theirs != workdirs._host()
+    folder = tmp_path / f"{PREFIX}{theirs}-999999999-5-abc"
+    folder.mkdir()
+    assert workdirs.sweep(PREFIX, str(tmp_path)) == []
+    assert folder.exists()
+
+
 def test_a_file_with_an_owner_name_is_kept(tmp_path: Path) -> None:
     path = tmp_path / f"{PREFIX}{workdirs._host()}-999999999-5-abc"
     path.write_text("not a folder")

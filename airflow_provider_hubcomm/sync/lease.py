@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_provider_hubcomm.workdirs import process_gone, process_start
+from airflow_provider_hubcomm.workdirs import process_gone, process_space, process_start
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -55,6 +55,7 @@ class Lease:
         self.task = task
         self.owner = uuid.uuid4().hex
         self.host = socket.gethostname()
+        self.space = process_space()
         self.held = False
         self._refreshed = 0.0
 
@@ -80,6 +81,7 @@ class Lease:
             "host": self.host,
             "pid": os.getpid(),
             "started": process_start(),
+            "pid_namespace": process_space(),
             "heartbeat": now,
             "heartbeat_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         }
@@ -97,7 +99,9 @@ class Lease:
             return "it is an earlier try of this task"
         pid = holder.get("pid")
         started = str(holder.get("started") or "0")
-        if holder.get("host") == self.host and isinstance(pid, int) and process_gone(pid, started):
+        # The same host name may be another container, whose processes this one cannot see.
+        here = holder.get("host") == self.host and holder.get("pid_namespace", self.space) == self.space
+        if here and isinstance(pid, int) and process_gone(pid, started):
             return f"its process {pid} on this host is gone"
         return None
 

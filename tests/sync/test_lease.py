@@ -76,6 +76,15 @@ def test_a_lease_left_behind_is_taken_over(tmp_path: Path, holder: dict[str, Any
     assert not (tmp_path / "state" / LEASE_NAME).exists()  # released at the end
 
 
+def test_a_gone_pid_of_another_pid_namespace_keeps_its_lease(tmp_path: Path) -> None:
+    """Another container with this host name: its process ids cannot be checked from here."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    _foreign_lease(tmp_path / "state", host=socket.gethostname(), pid=gone.pid, pid_namespace="pid:[1]")
+    with pytest.raises(HubCommStateInUseError):
+        run(MiniHubSpot(), rows(5), tmp_path / "out", state_path=str(tmp_path / "state"))
+
+
 def test_a_live_process_on_this_host_keeps_its_lease(tmp_path: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -106,6 +115,7 @@ def test_the_lease_is_held_during_the_run_and_renewed_at_checkpoints(
     assert {lease["owner"] for lease in seen} == {seen[0]["owner"]}
     assert seen[0]["pid"] == os.getpid()
     assert seen[0]["started"] == workdirs.process_start()
+    assert seen[0]["pid_namespace"] == workdirs.process_space()
     assert [lease["heartbeat"] for lease in seen] == sorted(lease["heartbeat"] for lease in seen)
     assert seen[-1]["heartbeat"] > seen[0]["heartbeat"]
     assert not (tmp_path / "state" / LEASE_NAME).exists()
