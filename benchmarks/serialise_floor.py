@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
 import sys
 import tempfile
 import time
@@ -157,6 +158,7 @@ def main() -> None:
     t_arrow, got = best(arrow_only, args.repeat)
     assert got == expected, "Arrow-only bodies differ from WriteRow.to_json"
     spool.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
     scale = 1_000_000 / n
     body_bytes = sum(map(len, expected))

@@ -35,6 +35,17 @@ os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(_HOME / "logs")
 os.environ.setdefault("AIRFLOW__CORE__EXECUTOR", "LocalExecutor")
 
 
+@pytest.fixture(autouse=True)
+def _test_temp_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give each test its own system temp dir, under pytest's base temp (which pytest prunes: 3 sessions kept).
+
+    A run's default output folder (``<temp dir>/hubcomm/<dag>/<run>/<task>``), its spool and a sync state left
+    at a default path then stay with the test that made them: no test leaves files (e-mail addresses of test
+    data) in the machine's temp dir, and no test reads what an earlier test or session left there.
+    """
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp("temp", numbered=True)))
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Create the Airflow metadata database once per session (only tests that run DAGs need it)."""

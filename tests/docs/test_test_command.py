@@ -38,3 +38,31 @@ def test_a_test_run_removes_its_airflow_home(tmp_path: Path) -> None:
     assert home.name.startswith("hubcomm-airflow-home-")
     assert not home.exists()
     assert not list(temp.glob("hubcomm-airflow-home-*"))
+
+
+def test_a_test_keeps_its_temp_files_under_pytests_base_temp(tmp_path: Path) -> None:
+    """A test's temp files (a run's default output folder, a spool) go to its own folder, which pytest prunes."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    probe = tmp_path / "made.txt"
+    test_file = tmp_path / "test_probe.py"
+    test_file.write_text(
+        "import tempfile\n\n\ndef test_temp():\n"
+        f"    open({str(probe)!r}, 'w').write(tempfile.mkdtemp(prefix='hubcomm-probe-'))\n"
+    )
+    env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(ROOT)}
+    env.pop("AIRFLOW_HOME", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest", str(test_file)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    made = Path(probe.read_text())
+    assert made.parent.parent.parent.name.startswith("pytest-of-"), made  # <temp>/pytest-of-<user>/pytest-N/tempK
+    assert made.is_relative_to(temp)
+    assert not list(temp.glob("hubcomm-probe-*"))  # nothing in the temp dir itself
