@@ -81,7 +81,7 @@ class Lease:
             "host": self.host,
             "pid": os.getpid(),
             "started": process_start(),
-            "pid_namespace": process_space(),
+            "pid_namespace": self.space,
             "heartbeat": now,
             "heartbeat_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         }

@@ -16,6 +16,15 @@ VALIDATOR_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
+def clean_rows(n: int) -> list[dict[str, Any]]:
+    """Return ``n`` rows of the shape the vectorised checks pass whole (to spoil a few, and see which ones the
+    row-by-row validator is called for)."""
+    return [
+        {"subscriberIdString": f"c{i}@example.com", "subscriptionId": 100 + i % 3, "statusState": "SUBSCRIBED"}
+        for i in range(n)
+    ]
+
+
 def pass_outcome(checked: ValidationPass, invalid: list[Any], **extra: Any) -> dict[str, Any]:
     """Return a pass's counts, errors, invalid-row callbacks, unseen keys and spooled rows (the spool closed).
 

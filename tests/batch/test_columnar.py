@@ -13,7 +13,7 @@ from airflow_provider_hubcomm.batch.rows import RowValidator
 from airflow_provider_hubcomm.batch.sources import iter_rows
 from airflow_provider_hubcomm.batch.spool import validate_rows
 from airflow_provider_hubcomm.sync.partition import PartitionFilter
-from tests.batch._passes import VALIDATOR_CONFIGS, pass_outcome
+from tests.batch._passes import VALIDATOR_CONFIGS, clean_rows, pass_outcome
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -153,10 +153,7 @@ def test_duplicates_are_exact_and_the_last_row_wins(tmp_path: Path):
 
 def test_the_row_path_sees_only_the_rows_the_columns_leave(tmp_path: Path, mocker):
     """The point of the pass: a clean file is validated without a Python call per row."""
-    rows = [
-        {"subscriberIdString": f"c{i}@example.com", "subscriptionId": 100 + i % 3, "statusState": "SUBSCRIBED"}
-        for i in range(10_000)
-    ]
+    rows = clean_rows(10_000)
     rows[1234]["subscriberIdString"] = "  padded@example.com"  # valid, but for the row path
     rows[4321]["statusState"] = "bogus"  # invalid
     path = write(tmp_path / "in.parquet", rows)

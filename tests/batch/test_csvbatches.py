@@ -21,7 +21,7 @@ from airflow_provider_hubcomm.batch.sources import iter_rows
 from airflow_provider_hubcomm.batch.spool import Spool, validate_rows
 from airflow_provider_hubcomm.exceptions import HubCommValidationError
 from airflow_provider_hubcomm.sync.partition import PartitionFilter
-from tests.batch._passes import VALIDATOR_CONFIGS, pass_outcome
+from tests.batch._passes import VALIDATOR_CONFIGS, clean_rows, pass_outcome
 from tests.batch.test_columnar import make_rows
 
 pa = pytest.importorskip("pyarrow")
@@ -164,10 +164,7 @@ def test_duplicates_are_exact_and_the_last_row_wins(tmp_path: Path):
 
 
 def test_the_row_path_sees_only_the_rows_the_columns_leave(tmp_path: Path, mocker):
-    rows = [
-        {"subscriberIdString": f"c{i}@example.com", "subscriptionId": 100 + i % 3, "statusState": "SUBSCRIBED"}
-        for i in range(10_000)
-    ]
+    rows = clean_rows(10_000)
     rows[1234]["subscriberIdString"] = "  padded@example.com"
     rows[4321]["statusState"] = "bogus"
     path = write_csv(tmp_path / "in.csv", rows)
