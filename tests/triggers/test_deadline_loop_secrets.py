@@ -140,6 +140,11 @@ class TestDeadline:
         assert "HTTP 429" in event["message"]
 
 
+# The longest the trigger's own code may hold the triggerer's event loop in one stretch (CPU time on the
+# loop's thread): the target. One bound for the test and its control, so the control shows the test can fail.
+LOOP_HELD_BOUND = 0.050
+
+
 class LoopWatch:
     """Measure, tick by tick, how long the event loop's thread was kept from running other tasks.
 
@@ -257,15 +262,18 @@ class TestEventLoop:
     async def test_large_read_back_never_blocks_the_loop(self, tmp_path):
         _, watch = await self.large_read_back(tmp_path)
         assert watch.ticks > 10
-        # Target 50 ms; bounded generously (the code before the work was moved off the loop held it 0.7-1.8 s).
-        assert watch.worst_held < 0.150, str(watch)
+        # Measured 5-10 ms (loaded machine included); the code before the work was moved off the loop held it
+        # 0.7-1.8 s.
+        assert watch.worst_held < LOOP_HELD_BOUND, str(watch)
 
     async def test_the_loop_watch_sees_cpu_work_run_on_the_loop(self, tmp_path, monkeypatch):
         # Control: the same run with its CPU work (selection, planning, recording, building the result) put
         # back on the loop must be caught, or the test above could never fail.
+        # Measured 250-520 ms here and 140 ms on a faster CI machine: CPU time, so it shrinks with the
+        # machine's speed, which is why the bound both tests share is the 50 ms target and not more.
         monkeypatch.setattr(asyncio, "to_thread", inline_to_thread)
         _, watch = await self.large_read_back(tmp_path)
-        assert watch.worst_held >= 0.150, str(watch)
+        assert watch.worst_held >= LOOP_HELD_BOUND, str(watch)
 
 
 class TestSecrets:
